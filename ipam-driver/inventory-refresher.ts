@@ -1,0 +1,119 @@
+/**
+ * Keeps the NIC inventory current: reads the pool source periodically and on demand (when a request
+ * finds no free address), keeps the last good inventory when a read fails, and backs off while the
+ * source keeps failing. Reads are coalesced and spaced so IMDS's limit of 5 requests a second per VM
+ * is never approached.
+ */
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { Logger } from "../plugin/logger.js";
+import { resolveInventory, type Inventory } from "./inventory.js";
+import type { PoolSource } from "./sources/source.js";
+
+export type RefresherOptions = {
+  /** Time between reads while the source answers. */
+  intervalMs: number;
+  /** Minimum time between two reads, also on demand. */
+  minSpacingMs: number;
+};
+
+export class InventoryRefresher {
+  private inventory: Inventory | undefined;
+  private inFlight: Promise<Inventory | undefined> | undefined;
+  private lastReadAt = 0;
+  private failures = 0;
+  private lastFailure: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+
+  constructor(
+    private readonly source: PoolSource,
+    private readonly host: HostNetwork,
+    private readonly logger: Logger,
+    private readonly options: RefresherOptions,
+    /** Called after every read that changed the inventory. */
+    private readonly onChange: (
+      inventory: Inventory,
+      previous: Inventory | undefined,
+    ) => Promise<void> | void,
+    initial?: Inventory,
+  ) {
+    this.inventory = initial;
+  }
+
+  /** The last inventory read successfully (or restored from state), if any. */
+  get current(): Inventory | undefined {
+    return this.inventory;
+  }
+
+  /** How many reads in a row have failed. */
+  get consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  /** Why the last read failed, while reads keep failing. */
+  get lastError(): string | undefined {
+    return this.failures > 0 ? this.lastFailure : undefined;
+  }
+
+  /** Starts the periodic reads. */
+  start(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /**
+   * Reads the source now (or joins a read in progress) and returns the current inventory. Never throws:
+   * a failed read is logged and the last good inventory stays.
+   */
+  refreshNow(): Promise<Inventory | undefined> {
+    this.inFlight ??= this.read().finally(() => {
+      this.inFlight = undefined;
+      this.schedule();
+    });
+    return this.inFlight;
+  }
+
+  private async read(): Promise<Inventory | undefined> {
+    const wait = this.lastReadAt + this.options.minSpacingMs - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    this.lastReadAt = Date.now();
+    try {
+      const [nics, locals] = await Promise.all([this.source.fetchNics(), this.host.listInterfaces()]);
+      const next = resolveInventory(nics, locals);
+      const previous = this.inventory;
+      this.inventory = next;
+      if (this.failures > 0)
+        this.logger.info("pool source answers again", { source: this.source.name, failures: this.failures });
+      this.failures = 0;
+      if (JSON.stringify(previous) !== JSON.stringify(next)) await this.onChange(next, previous);
+    } catch (error) {
+      this.failures += 1;
+      this.lastFailure = (error as Error).message;
+      this.logger.warn("pool source read failed; keeping the last good pool", {
+        source: this.source.name,
+        location: this.source.location,
+        error: (error as Error).message,
+        failures: this.failures,
+        retryInMs: this.delay(),
+      });
+    }
+    return this.inventory;
+  }
+
+  private delay(): number {
+    if (this.failures === 0) return this.options.intervalMs;
+    return Math.min(this.options.intervalMs, this.options.minSpacingMs * 2 ** (this.failures - 1));
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.refreshNow(), this.delay());
+    this.timer.unref();
+  }
+}

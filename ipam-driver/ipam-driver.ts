@@ -1,0 +1,185 @@
+/**
+ * The IpamDriver API: one method per call. Each parses and checks its request, runs the allocator on the
+ * persisted records, and returns the wire answer. Changes are written to disk before the answer leaves.
+ */
+import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../plugin/errors.js";
+import type { Logger } from "../plugin/logger.js";
+import type { PluginState } from "../plugin/plugin-state.js";
+import { booleanField, stringField, stringMapField, type RequestBody } from "../plugin/request-fields.js";
+import type { StateFile } from "../plugin/state-file.js";
+import * as allocator from "./allocator.js";
+import { normalizeMac, type Inventory } from "./inventory.js";
+import type { InventoryRefresher } from "./inventory-refresher.js";
+import { parseIp, parsePrefix, type IpPrefix } from "./ip.js";
+import {
+  GATEWAY_LABEL,
+  REQUEST_ADDRESS_TYPE,
+  type AddressSpacesResponse,
+  type CapabilitiesResponse,
+  type EmptyResponse,
+  type RequestAddressResponse,
+  type RequestPoolResponse,
+} from "./types.js";
+
+export const LOCAL_ADDRESS_SPACE = "azure-local";
+export const GLOBAL_ADDRESS_SPACE = "azure-global";
+
+/** `--ipam-opt` keys that pick the NIC; the second is the original Azure plugin's. */
+const INTERFACE_OPTIONS = ["interface", "azure.interface.name"];
+const MAC_OPTIONS = ["mac"];
+
+export type IpamDriverDeps = {
+  state: StateFile<PluginState>;
+  refresher: InventoryRefresher;
+  logger: Logger;
+  now?: () => Date;
+};
+
+export class IpamDriver {
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: IpamDriverDeps) {
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  getCapabilities(): CapabilitiesResponse {
+    // Allocations are persisted, so dockerd need not replay them after its restart.
+    return { RequiresMACAddress: false, RequiresRequestReplay: false };
+  }
+
+  getDefaultAddressSpaces(): AddressSpacesResponse {
+    return { LocalDefaultAddressSpace: LOCAL_ADDRESS_SPACE, GlobalDefaultAddressSpace: GLOBAL_ADDRESS_SPACE };
+  }
+
+  async requestPool(body: RequestBody): Promise<RequestPoolResponse> {
+    const request = parsePoolRequest(body);
+    const inventory = this.inventory();
+    const grant = await this.deps.state.update((draft) =>
+      allocator.requestPool(draft.ipam, inventory, request),
+    );
+    return { PoolID: grant.poolId, Pool: grant.pool, Data: { [GATEWAY_LABEL]: grant.gateway } };
+  }
+
+  async releasePool(body: RequestBody): Promise<EmptyResponse> {
+    const poolId = stringField(body, "PoolID", true);
+    const orphans = await this.deps.state.update((draft) => allocator.releasePool(draft.ipam, poolId));
+    if (orphans.length > 0) {
+      this.deps.logger.warn("released addresses still reserved in a removed pool", {
+        poolId,
+        addresses: orphans.map((o) => o.address),
+      });
+    }
+    return {};
+  }
+
+  async requestAddress(body: RequestBody): Promise<RequestAddressResponse> {
+    const request = parseAddressRequest(body);
+    const allocate = () =>
+      this.deps.state.update((draft) =>
+        allocator.requestAddress(draft.ipam, this.inventory(), request, this.now()),
+      );
+    try {
+      return { Address: await allocate(), Data: {} };
+    } catch (error) {
+      if (!(error instanceof PoolExhaustedError)) throw error;
+      // The NIC may have gained IP configurations since the last periodic read.
+      await this.deps.refresher.refreshNow();
+      return { Address: await allocate(), Data: {} };
+    }
+  }
+
+  async releaseAddress(body: RequestBody): Promise<EmptyResponse> {
+    const poolId = stringField(body, "PoolID", true);
+    const text = stringField(body, "Address", true);
+    const address = parseIp(text);
+    if (!address) throw new InvalidParameterError(`"Address" ${JSON.stringify(text)} is not an IP address`);
+    await this.deps.state.update((draft) => allocator.releaseAddress(draft.ipam, poolId, address));
+    return {};
+  }
+
+  /** Addresses per NIC subnet, for the operator's status view. */
+  usage(): allocator.SubnetUsage[] {
+    const inventory = this.deps.refresher.current;
+    return inventory ? allocator.usage(this.deps.state.current.ipam, inventory) : [];
+  }
+
+  private inventory(): Inventory {
+    const inventory = this.deps.refresher.current;
+    if (!inventory) {
+      throw new UnavailableError("the VM's NIC configuration has not been read yet", {
+        hint: "check that the pool source answers (see the plugin's log)",
+      });
+    }
+    return inventory;
+  }
+}
+
+function parsePoolRequest(body: RequestBody): allocator.PoolRequest {
+  const addressSpace = stringField(body, "AddressSpace");
+  if (addressSpace !== "" && addressSpace !== LOCAL_ADDRESS_SPACE) {
+    throw new InvalidParameterError(
+      `address space ${JSON.stringify(addressSpace)} is not served by this plugin`,
+      {
+        hint: `azure networks are local to this VM; use ${LOCAL_ADDRESS_SPACE} (the default)`,
+      },
+    );
+  }
+  const family = booleanField(body, "V6") ? 6 : 4;
+  const pool = optionalPrefix(stringField(body, "Pool"), "--subnet", family);
+  const range = optionalPrefix(stringField(body, "SubPool"), "--ip-range", family);
+  if (range && !pool)
+    throw new InvalidParameterError("--ip-range needs --subnet", {
+      hint: "add --subnet with the NIC's subnet",
+    });
+  return { family, pool, range, nic: parseNicSelector(stringMapField(body, "Options")) };
+}
+
+function optionalPrefix(text: string, flag: string, family: 4 | 6): IpPrefix | undefined {
+  if (text === "") return undefined;
+  const prefix = parsePrefix(text);
+  if (!prefix) {
+    const loose = parsePrefix(text, false);
+    throw new InvalidParameterError(`${flag} ${text} is not a network prefix`, {
+      hint: loose ? `did you mean ${loose.text}?` : "write it as network/length, e.g. 10.1.0.0/24",
+    });
+  }
+  if (prefix.family !== family) {
+    throw new InvalidParameterError(`${flag} ${text} is not an IPv${family} prefix`, {
+      hint: `give an IPv${family} prefix`,
+    });
+  }
+  return prefix;
+}
+
+function parseNicSelector(options: Record<string, string>): allocator.NicSelector | undefined {
+  let selector: allocator.NicSelector | undefined;
+  for (const [key, value] of Object.entries(options)) {
+    if (key.startsWith("com.docker.")) continue;
+    if (INTERFACE_OPTIONS.includes(key)) selector = { interfaceName: value };
+    else if (MAC_OPTIONS.includes(key)) {
+      const macAddress = normalizeMac(value);
+      if (!macAddress)
+        throw new InvalidParameterError(`--ipam-opt mac=${value} is not a MAC address`, {
+          hint: "e.g. mac=00:0d:3a:f8:06:ec",
+        });
+      selector = { macAddress };
+    } else {
+      throw new InvalidParameterError(`unknown --ipam-opt ${key}`, {
+        hint: `supported: ${[...INTERFACE_OPTIONS, ...MAC_OPTIONS].map((k) => `${k}=...`).join(", ")}`,
+      });
+    }
+  }
+  return selector;
+}
+
+function parseAddressRequest(body: RequestBody): allocator.AddressRequest {
+  const poolId = stringField(body, "PoolID", true);
+  const text = stringField(body, "Address");
+  const address = text === "" ? undefined : parseIp(text);
+  if (text !== "" && !address)
+    throw new InvalidParameterError(`${JSON.stringify(text)} is not an IP address`, {
+      hint: "give a plain address without /length",
+    });
+  const options = stringMapField(body, "Options");
+  return { poolId, address, isGateway: options[REQUEST_ADDRESS_TYPE] === GATEWAY_LABEL };
+}

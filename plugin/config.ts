@@ -1,0 +1,163 @@
+/**
+ * The plugin's configuration: command-line flags, each with an environment variable (the managed
+ * plugin can only set environment), parsed once into a checked PluginConfig.
+ */
+import { parseArgs } from "node:util";
+import { InvalidParameterError } from "./errors.js";
+import { LOG_LEVELS, type LogLevel } from "./logger.js";
+
+export const POOL_SOURCES = ["imds", "wireserver", "file"] as const;
+export type PoolSourceName = (typeof POOL_SOURCES)[number];
+
+export type PluginConfig = {
+  socketPath: string;
+  stateDir: string;
+  poolSource: PoolSourceName;
+  poolFile: string | undefined;
+  imdsUrl: string;
+  wireserverUrl: string;
+  refreshIntervalMs: number;
+  sourceTimeoutMs: number;
+  logLevel: LogLevel;
+};
+
+type OptionSpec = { flag: string; env: string; default: string | undefined; help: string };
+
+/** Every option, in the order the help text lists them. Also the source of the README table. */
+export const OPTIONS: Record<keyof PluginConfig, OptionSpec> = {
+  socketPath: {
+    flag: "socket",
+    env: "AZURE_VNET_SOCKET",
+    default: "/run/docker/plugins/azure.sock",
+    help: "unix socket dockerd connects to; its file name is the driver name",
+  },
+  stateDir: {
+    flag: "state-dir",
+    env: "AZURE_VNET_STATE_DIR",
+    default: "/var/lib/azure-vnet",
+    help: "directory of the state file and the instance lock",
+  },
+  poolSource: {
+    flag: "pool-source",
+    env: "AZURE_VNET_POOL_SOURCE",
+    default: "imds",
+    help: `where the NIC's addresses come from: ${POOL_SOURCES.join(", ")}`,
+  },
+  poolFile: {
+    flag: "pool-file",
+    env: "AZURE_VNET_POOL_FILE",
+    default: undefined,
+    help: "JSON pool file for --pool-source file",
+  },
+  imdsUrl: {
+    flag: "imds-url",
+    env: "AZURE_VNET_IMDS_URL",
+    default: "http://169.254.169.254",
+    help: "Instance Metadata Service base URL",
+  },
+  wireserverUrl: {
+    flag: "wireserver-url",
+    env: "AZURE_VNET_WIRESERVER_URL",
+    default: "http://168.63.129.16",
+    help: "wireserver base URL",
+  },
+  refreshIntervalMs: {
+    flag: "refresh-interval",
+    env: "AZURE_VNET_REFRESH_INTERVAL",
+    default: "30",
+    help: "seconds between reads of the pool source",
+  },
+  sourceTimeoutMs: {
+    flag: "source-timeout",
+    env: "AZURE_VNET_SOURCE_TIMEOUT",
+    default: "2",
+    help: "seconds to wait for IMDS or wireserver",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "AZURE_VNET_LOG_LEVEL",
+    default: "info",
+    help: `${LOG_LEVELS.join(", ")}`,
+  },
+};
+
+/** Reads flags over environment over defaults. Throws InvalidParameterError naming the bad option. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: Object.fromEntries(
+      Object.values(OPTIONS).map((spec) => [spec.flag, { type: "string" as const }]),
+    ),
+  });
+  const raw = (key: keyof PluginConfig): string | undefined => {
+    const spec = OPTIONS[key];
+    const flagValue = values[spec.flag];
+    return typeof flagValue === "string" ? flagValue : (env[spec.env] ?? spec.default);
+  };
+  const describe = (key: keyof PluginConfig) => `--${OPTIONS[key].flag} (${OPTIONS[key].env})`;
+  const oneOf = <T extends string>(key: keyof PluginConfig, allowed: readonly T[]): T => {
+    const value = raw(key);
+    if (!allowed.includes(value as T)) {
+      throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(value)}`, {
+        hint: `use one of: ${allowed.join(", ")}`,
+      });
+    }
+    return value as T;
+  };
+  const seconds = (key: keyof PluginConfig): number => {
+    const value = Number(raw(key));
+    if (!Number.isFinite(value) || value <= 0 || value > 86_400) {
+      throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(raw(key))}`, {
+        hint: "give a number of seconds above 0",
+      });
+    }
+    return Math.round(value * 1000);
+  };
+  const url = (key: keyof PluginConfig): string => {
+    const value = raw(key)!;
+    if (!/^https?:\/\/[^/]+\/?$/.test(value)) {
+      throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(value)}`, {
+        hint: "give a base URL such as http://169.254.169.254",
+      });
+    }
+    return value;
+  };
+  const config: PluginConfig = {
+    socketPath: raw("socketPath")!,
+    stateDir: raw("stateDir")!,
+    poolSource: oneOf("poolSource", POOL_SOURCES),
+    poolFile: raw("poolFile"),
+    imdsUrl: url("imdsUrl"),
+    wireserverUrl: url("wireserverUrl"),
+    refreshIntervalMs: seconds("refreshIntervalMs"),
+    sourceTimeoutMs: seconds("sourceTimeoutMs"),
+    logLevel: oneOf("logLevel", LOG_LEVELS),
+  };
+  if (config.poolSource === "file" && !config.poolFile) {
+    throw new InvalidParameterError(`--pool-source file needs ${describe("poolFile")}`, {
+      hint: "give the path of the pool file",
+    });
+  }
+  for (const key of ["socketPath", "stateDir"] as const) {
+    if (!config[key].startsWith("/"))
+      throw new InvalidParameterError(`${describe(key)} must be an absolute path`);
+  }
+  return config;
+}
+
+/** The `--help` text. */
+export function usageText(): string {
+  const lines = Object.values(OPTIONS).map(
+    (spec) =>
+      `  --${spec.flag.padEnd(18)} ${spec.env.padEnd(28)} ${spec.help}${spec.default ? ` (default ${spec.default})` : ""}`,
+  );
+  return [
+    "usage: azure-vnet [options]",
+    "",
+    "  flag                 environment variable",
+    ...lines,
+    "",
+  ].join("\n");
+}

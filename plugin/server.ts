@@ -1,0 +1,122 @@
+/**
+ * The HTTP face of the plugin: decodes every body as JSON whatever its Content-Type (dockerd sends
+ * none, and empty bodies for several calls), dispatches through the route table, logs one line per
+ * request, and turns errors into `{"Err": ...}` with a non-200 status, which both APIs report to the user.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import { performance } from "node:perf_hooks";
+import type { PluginError } from "./errors.js";
+import { InvalidParameterError, toPluginError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { RequestBody } from "./request-fields.js";
+import type { Handler } from "./routes.js";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+const PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json";
+/** Request and answer fields worth a place in the request log line. */
+const LOGGED_FIELDS = ["NetworkID", "EndpointID", "PoolID", "Pool", "SubPool", "V6", "Address"];
+
+export type StatusProvider = () => unknown;
+
+export function createApp(
+  routes: Map<string, Handler>,
+  logger: Logger,
+  status: StatusProvider,
+): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.get("/status", (_req, res) => {
+    res.json(status());
+  });
+  app.post(
+    /.*/,
+    express.raw({ type: () => true, limit: MAX_BODY_BYTES }),
+    async (req: Request, res: Response) => {
+      const started = performance.now();
+      const call = req.path.slice(1);
+      let body: RequestBody = {};
+      try {
+        const handler = routes.get(req.path);
+        if (!handler) {
+          send(res, 404, {
+            Err: `unknown call ${call}: azure-vnet implements ${[...routes.keys()].length} calls of NetworkDriver and IpamDriver`,
+          });
+          logRequest(logger, call, body, 404, started, {});
+          return;
+        }
+        body = decodeBody(req.body);
+        const answer = (await handler(body)) ?? {};
+        send(res, 200, answer);
+        logRequest(logger, call, body, 200, started, answer);
+      } catch (error) {
+        const pluginError = toPluginError(error);
+        send(res, pluginError.status, { Err: pluginError.userMessage });
+        logRequest(logger, call, body, pluginError.status, started, {}, pluginError);
+      }
+    },
+  );
+  app.use((req: Request, res: Response) => {
+    send(res, 404, { Err: `unknown call ${req.method} ${req.path}` });
+  });
+  // Body-reader failures (too large, aborted) arrive here, before any handler ran.
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status =
+      typeof (error as { status?: unknown }).status === "number" ? (error as { status: number }).status : 500;
+    const message =
+      status === 413
+        ? `request body is larger than ${MAX_BODY_BYTES} bytes`
+        : `cannot read the request: ${(error as Error).message}`;
+    send(res, status, { Err: message });
+    logger.warn("request", { call: req.path.slice(1), status, outcome: "error", error: message });
+  });
+  return app;
+}
+
+/** Decodes a raw body as a JSON object; empty and whitespace-only bodies mean `{}`. */
+export function decodeBody(raw: unknown): RequestBody {
+  const text = Buffer.isBuffer(raw) ? raw.toString("utf8") : "";
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidParameterError(`request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new InvalidParameterError("request body must be a JSON object");
+  }
+  return value as RequestBody;
+}
+
+function send(res: Response, status: number, body: unknown): void {
+  res.status(status).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
+}
+
+function logRequest(
+  logger: Logger,
+  call: string,
+  body: RequestBody,
+  status: number,
+  started: number,
+  answer: unknown,
+  error?: PluginError,
+): void {
+  const fields: Record<string, unknown> = { call };
+  for (const source of [body, answer as RequestBody]) {
+    for (const name of LOGGED_FIELDS) {
+      const value = source[name];
+      if ((typeof value === "string" && value !== "" && value.length <= 256) || typeof value === "boolean") {
+        fields[name] = value;
+      }
+    }
+  }
+  fields.status = status;
+  fields.outcome = error || status >= 400 ? "error" : "ok";
+  if (error) {
+    fields.code = error.code;
+    fields.error = error.userMessage;
+  }
+  fields.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  if (status >= 500) logger.warn("request", fields);
+  else logger.info("request", fields);
+}

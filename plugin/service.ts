@@ -1,0 +1,131 @@
+/**
+ * Assembles and runs the plugin: instance lock, state file, pool source, both drivers and the HTTP
+ * server on the unix socket. Used by the command line and by the API tests, so both run the same thing.
+ */
+import { createServer, type Server } from "node:http";
+import { unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { NetworkDriver } from "../driver/network-driver.js";
+import { InventoryRefresher } from "../ipam-driver/inventory-refresher.js";
+import type { Inventory } from "../ipam-driver/inventory.js";
+import { logInventoryChange } from "../ipam-driver/inventory-changes.js";
+import { IpamDriver } from "../ipam-driver/ipam-driver.js";
+import { createFileSource } from "../ipam-driver/sources/file.js";
+import { createImdsSource } from "../ipam-driver/sources/imds.js";
+import type { PoolSource } from "../ipam-driver/sources/source.js";
+import { createWireserverSource } from "../ipam-driver/sources/wireserver.js";
+import type { PluginConfig } from "./config.js";
+import { UnavailableError } from "./errors.js";
+import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js";
+import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
+import type { Logger } from "./logger.js";
+import { pluginStateCodec } from "./plugin-state.js";
+import { routeTable } from "./routes.js";
+import { createApp } from "./server.js";
+import { StateFile } from "./state-file.js";
+import { listenOnUnixSocket } from "./unix-socket.js";
+
+export const STATE_FILE_NAME = "state.json";
+export const LOCK_FILE_NAME = "azure-vnet.lock";
+/** Reads of the pool source before giving up at start when nothing is known about the pool. */
+const STARTUP_ATTEMPTS = 3;
+
+export type ServiceDeps = { logger: Logger; host?: HostNetwork; minSpacingMs?: number };
+
+export type RunningService = { ipam: IpamDriver; close(): Promise<void> };
+
+export async function startService(config: PluginConfig, deps: ServiceDeps): Promise<RunningService> {
+  const { logger } = deps;
+  const host = deps.host ?? createHostNetwork();
+  const lock = await acquireInstanceLock(join(config.stateDir, LOCK_FILE_NAME));
+  let refresher: InventoryRefresher | undefined;
+  try {
+    const state = await StateFile.open(join(config.stateDir, STATE_FILE_NAME), pluginStateCodec);
+    const source = createSource(config);
+    refresher = new InventoryRefresher(
+      source,
+      host,
+      logger,
+      { intervalMs: config.refreshIntervalMs, minSpacingMs: deps.minSpacingMs ?? 1000 },
+      async (inventory: Inventory, previous: Inventory | undefined) => {
+        await state.update((draft) => {
+          draft.ipam.inventory = inventory;
+        });
+        logInventoryChange(logger, previous, inventory, state.current.ipam);
+      },
+      state.current.ipam.inventory,
+    );
+    await readPoolAtStart(refresher, source, logger);
+    const ipam = new IpamDriver({ state, refresher, logger });
+    const app = createApp(routeTable(ipam, new NetworkDriver()), logger, () => ({ pool: ipam.usage() }));
+    const server = createServer(app);
+    await listenOnUnixSocket(server, config.socketPath);
+    refresher.start();
+    logger.info("azure-vnet listening", {
+      socket: config.socketPath,
+      stateDir: config.stateDir,
+      source: source.name,
+    });
+    const activeRefresher = refresher;
+    return { ipam, close: () => shutdown(server, activeRefresher, lock, config.socketPath) };
+  } catch (error) {
+    refresher?.stop();
+    await lock.release();
+    throw error;
+  }
+}
+
+function createSource(config: PluginConfig): PoolSource {
+  switch (config.poolSource) {
+    case "imds":
+      return createImdsSource(config.imdsUrl, config.sourceTimeoutMs);
+    case "wireserver":
+      return createWireserverSource(config.wireserverUrl, config.sourceTimeoutMs);
+    case "file":
+      return createFileSource(config.poolFile!);
+  }
+}
+
+async function readPoolAtStart(
+  refresher: InventoryRefresher,
+  source: PoolSource,
+  logger: Logger,
+): Promise<void> {
+  const saved = refresher.current;
+  for (let attempt = 1; attempt <= (saved ? 1 : STARTUP_ATTEMPTS); attempt++) {
+    await refresher.refreshNow();
+    if (refresher.lastError === undefined) return;
+  }
+  if (saved) {
+    logger.warn("starting with the pool saved before the restart; the pool source does not answer", {
+      source: source.name,
+      error: refresher.lastError,
+    });
+    return;
+  }
+  throw new UnavailableError(
+    `no address pool: the ${source.name} pool source (${source.location}) did not answer: ${refresher.lastError}`,
+    {
+      hint:
+        source.name === "file"
+          ? "fix the pool file (format in the README, 'Pool file')"
+          : "this does not look like an Azure VM. Outside Azure, describe the NIC's addresses in a JSON file and start with " +
+            "--pool-source file --pool-file PATH (format in the README, 'Pool file')",
+    },
+  );
+}
+
+async function shutdown(
+  server: Server,
+  refresher: InventoryRefresher,
+  lock: InstanceLock,
+  socketPath: string,
+): Promise<void> {
+  refresher.stop();
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+  await unlink(socketPath).catch(() => undefined);
+  await lock.release();
+}
