@@ -68,7 +68,11 @@ export function run(file: string, args: readonly string[], options: RunOptions =
  * Like {@link run} but rejects on a non-zero exit, with the command line and stderr in the message.
  * Used for setup steps whose failure means the harness itself is broken.
  */
-export async function runOk(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export async function runOk(
+  file: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   const result = await run(file, args, options);
   if (result.code !== 0) {
     const why = result.timedOut ? "timed out" : `exited ${result.code}`;
@@ -144,7 +148,10 @@ export async function killPid(pid: number, graceMs = 5_000): Promise<boolean> {
   if (!pidAlive(pid)) return true;
   signal("SIGTERM");
   const gone = async (timeoutMs: number): Promise<boolean> =>
-    pollUntil(`pid ${pid} to exit`, () => Promise.resolve(!pidAlive(pid)), { timeoutMs, intervalMs: 50 }).then(
+    pollUntil(`pid ${pid} to exit`, () => Promise.resolve(!pidAlive(pid)), {
+      timeoutMs,
+      intervalMs: 50,
+    }).then(
       () => true,
       () => false,
     );

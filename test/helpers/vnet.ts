@@ -200,7 +200,8 @@ export class Vnet {
   /** One VM's current state; throws for an unknown name. */
   vm(name: string): VmInfo {
     const vm = this.vmInfo.get(name);
-    if (vm === undefined) throw new Error(`no VM ${JSON.stringify(name)} in this VNet (have ${this.hosts.join(", ")})`);
+    if (vm === undefined)
+      throw new Error(`no VM ${JSON.stringify(name)} in this VNet (have ${this.hosts.join(", ")})`);
     return { ...vm, secondaries: [...vm.secondaries] };
   }
 
@@ -325,7 +326,12 @@ export class Vnet {
         const event = JSON.parse(buffered.slice(0, newline)) as { event: string } & TcpConnection;
         buffered = buffered.slice(newline + 1);
         if (event.event === "listening") listening = true;
-        else connections.push({ remoteAddress: event.remoteAddress, remotePort: event.remotePort, localAddress: event.localAddress });
+        else
+          connections.push({
+            remoteAddress: event.remoteAddress,
+            remotePort: event.remotePort,
+            localAddress: event.localAddress,
+          });
       }
     });
     child.once("exit", () => (exited = true));
@@ -349,10 +355,14 @@ export class Vnet {
     return {
       connections,
       waitForConnections: (count, timeoutMs = 10_000) =>
-        pollUntil(`${count} connection(s) to ${host} ${ip}:${port}`, () => Promise.resolve(connections.length >= count && connections), {
-          timeoutMs,
-          intervalMs: 20,
-        }),
+        pollUntil(
+          `${count} connection(s) to ${host} ${ip}:${port}`,
+          () => Promise.resolve(connections.length >= count && connections),
+          {
+            timeoutMs,
+            intervalMs: 20,
+          },
+        ),
       close,
     };
   }
@@ -370,7 +380,16 @@ export class Vnet {
     const timeoutMs = options.timeoutMs ?? 3_000;
     const result = await this.execOk(
       host,
-      [process.execPath, "-e", PROBE_SCRIPT, ip, String(port), options.source ?? "", String(timeoutMs), options.payload ?? ""],
+      [
+        process.execPath,
+        "-e",
+        PROBE_SCRIPT,
+        ip,
+        String(port),
+        options.source ?? "",
+        String(timeoutMs),
+        options.payload ?? "",
+      ],
       { timeoutMs: timeoutMs + 10_000 },
     );
     return JSON.parse(result.stdout.trim()) as TcpProbeResult;
@@ -398,7 +417,8 @@ export class Vnet {
     await Promise.all(
       [...this.children].map((child) =>
         attempt(async () => {
-          if (child.pid !== undefined && !(await killPid(child.pid))) throw new Error(`pid ${child.pid} would not die`);
+          if (child.pid !== undefined && !(await killPid(child.pid)))
+            throw new Error(`pid ${child.pid} would not die`);
         }),
       ),
     );
@@ -428,7 +448,8 @@ export class Vnet {
     // Keep only what survived, so a second call retries exactly that.
     const left = this.createdNamespaces.filter((ns) => existsSync(`/run/netns/${ns}`));
     this.createdNamespaces.splice(0, this.createdNamespaces.length, ...left);
-    if (errors.length > 0) throw new AggregateError(errors, `VNet ${this.prefix} teardown: ${errors.length} error(s)`);
+    if (errors.length > 0)
+      throw new AggregateError(errors, `VNet ${this.prefix} teardown: ${errors.length} error(s)`);
   }
 
   /** @internal builds the namespaces; on failure the caller runs {@link teardown}. */
@@ -483,11 +504,23 @@ export class Vnet {
     }
 
     await this.buildSite(INET, "inet", `${INET_GATEWAY_IP}/24`, `${INET_HOST_IP}/24`, INET_GATEWAY_IP);
-    await this.buildSite(ONPREM, "onprem", `${ONPREM_GATEWAY_IP}/24`, `${ONPREM_HOST_IP}/24`, ONPREM_GATEWAY_IP);
+    await this.buildSite(
+      ONPREM,
+      "onprem",
+      `${ONPREM_GATEWAY_IP}/24`,
+      `${ONPREM_HOST_IP}/24`,
+      ONPREM_GATEWAY_IP,
+    );
     await this.execOk(FABRIC, ["iptables-restore", "-w"], { input: this.fabricRules() });
   }
 
-  private async buildSite(host: string, port: string, fabricAddr: string, hostAddr: string, gw: string): Promise<void> {
+  private async buildSite(
+    host: string,
+    port: string,
+    fabricAddr: string,
+    hostAddr: string,
+    gw: string,
+  ): Promise<void> {
     const fab = this.nsName(FABRIC);
     const ns = this.nsName(host);
     await runOk("ip", [
@@ -513,21 +546,31 @@ export class Vnet {
     for (const vm of vms) filter.push(`:${chainOf(vm)} - [0:0]`);
     filter.push(":AVN-IMDS - [0:0]", ":AVN-OUT - [0:0]");
     for (const vm of vms) {
-      filter.push(`-A INPUT -i ${vm.fabricPort} -j ${chainOf(vm)}`, `-A FORWARD -i ${vm.fabricPort} -j ${chainOf(vm)}`);
+      filter.push(
+        `-A INPUT -i ${vm.fabricPort} -j ${chainOf(vm)}`,
+        `-A FORWARD -i ${vm.fabricPort} -j ${chainOf(vm)}`,
+      );
     }
     filter.push(`-A INPUT -d ${IMDS_IP}/32 -j AVN-IMDS`, "-A FORWARD -o inet -j AVN-OUT");
     for (const vm of vms) {
       filter.push(
         `-A ${chainOf(vm)} -m mac ! --mac-source ${vm.mac} -m comment --comment "avn ${vm.name} spoofed mac" -j DROP`,
       );
-      for (const ip of [vm.primary, ...vm.secondaries]) filter.push(`-A ${chainOf(vm)} -s ${ip}/32 -j RETURN`);
+      for (const ip of [vm.primary, ...vm.secondaries])
+        filter.push(`-A ${chainOf(vm)} -s ${ip}/32 -j RETURN`);
       filter.push(`-A ${chainOf(vm)} -m comment --comment "avn ${vm.name} spoofed ip" -j DROP`);
       filter.push(`-A AVN-IMDS -i ${vm.fabricPort} -s ${vm.primary}/32 -j RETURN`);
       filter.push(`-A AVN-OUT -s ${vm.primary}/32 -j RETURN`);
     }
     filter.push("-A AVN-IMDS -p tcp -j REJECT --reject-with tcp-reset", "-A AVN-IMDS -j DROP");
     filter.push('-A AVN-OUT -m comment --comment "avn internet only from primary" -j DROP', "COMMIT");
-    const nat = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"];
+    const nat = [
+      "*nat",
+      ":PREROUTING ACCEPT [0:0]",
+      ":INPUT ACCEPT [0:0]",
+      ":OUTPUT ACCEPT [0:0]",
+      ":POSTROUTING ACCEPT [0:0]",
+    ];
     for (const vm of vms) {
       nat.push(`-A POSTROUTING -o inet -s ${vm.primary}/32 -j SNAT --to-source ${vm.publicIp}`);
       nat.push(`-A PREROUTING -i inet -d ${vm.publicIp}/32 -j DNAT --to-destination ${vm.primary}`);
@@ -540,7 +583,19 @@ export class Vnet {
     const fab = this.nsName(FABRIC);
     await runOk("ip", ["-n", fab, "route", "replace", `${ip}/32`, "dev", vm.fabricPort]);
     // Permanent, so nothing a VM sends (gratuitous ARP, a spoofed sender) can repoint the fabric.
-    await runOk("ip", ["-n", fab, "neigh", "replace", ip, "lladdr", vm.mac, "dev", vm.fabricPort, "nud", "permanent"]);
+    await runOk("ip", [
+      "-n",
+      fab,
+      "neigh",
+      "replace",
+      ip,
+      "lladdr",
+      vm.mac,
+      "dev",
+      vm.fabricPort,
+      "nud",
+      "permanent",
+    ]);
   }
 
   private async fabricIptables(args: string[]): Promise<void> {
@@ -599,9 +654,12 @@ export async function createVnet(options: VnetOptions): Promise<Vnet> {
   const seen = new Set<string>([gateway]);
   const vms: VmInfo[] = options.vms.map((spec) => {
     if (!/^[a-z][a-z0-9]{0,9}$/.test(spec.name) || RESERVED_HOSTS.has(spec.name)) {
-      throw new Error(`VM name ${JSON.stringify(spec.name)} must be 1-10 of [a-z0-9], start with a letter, and not be fabric/inet/onprem`);
+      throw new Error(
+        `VM name ${JSON.stringify(spec.name)} must be 1-10 of [a-z0-9], start with a letter, and not be fabric/inet/onprem`,
+      );
     }
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(spec.mac)) throw new Error(`VM ${spec.name}: bad MAC ${spec.mac}`);
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(spec.mac))
+      throw new Error(`VM ${spec.name}: bad MAC ${spec.mac}`);
     const secondaries = spec.secondaries ?? [];
     for (const ip of [spec.primary, ...secondaries]) {
       if (!inSubnet(ip, parsed)) throw new Error(`VM ${spec.name}: ${ip} is not a host address of ${subnet}`);

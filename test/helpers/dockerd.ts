@@ -1,0 +1,350 @@
+// Runs a private, real dockerd inside one VM namespace of an emulated VNet, with its own data/exec
+// roots, socket and /run/docker/plugins, so e2e tests never meet another Docker on the machine.
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { killPid, pidAlive, pollUntil, run, runOk } from "./run.js";
+import type { RunOptions, RunResult } from "./run.js";
+import type { Vnet } from "./vnet.js";
+
+/**
+ * The docker CLI to use. docker.io's own client (/usr/bin/docker, 20.10) matches the daemon; a newer
+ * client elsewhere on PATH would refuse dockerd 20.10's API unless pinned, which {@link Dockerd.docker}
+ * also does through DOCKER_API_VERSION.
+ */
+export const DOCKER_CLI = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : "docker";
+
+/** dockerd 20.10 speaks API 1.41 at most. */
+const DOCKER_API_VERSION = "1.41";
+
+/** Options of {@link startDockerd}. */
+export type DockerdOptions = {
+  /**
+   * Folder this dockerd sees as /run/docker/plugins (put the plugin's socket here). Default: a fresh
+   * folder inside the dockerd's temp dir, removed by {@link Dockerd.stop}; a folder you pass is left alone.
+   */
+  pluginsDir?: string;
+  /** Extra dockerd flags, e.g. ["--bridge=none"]. */
+  extraArgs?: string[];
+  /** How long to wait for the API to answer; default 60 s. */
+  startTimeoutMs?: number;
+};
+
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_ARGS...`: paths arrive as positional parameters, never
+// spliced into the script text. The bind mount exists only in this dockerd's private mount namespace.
+const LAUNCH_SCRIPT =
+  'mkdir -p /run/docker/plugins && mount --bind "$1" /run/docker/plugins && shift && exec dockerd "$@"';
+
+/** A private dockerd started by {@link startDockerd}. */
+export class Dockerd {
+  /** Temp dir holding data/, exec/, docker.sock, docker.pid, dockerd.log. */
+  readonly dir: string;
+  /** Value for `docker -H` / DOCKER_HOST. */
+  readonly host: string;
+  readonly socketPath: string;
+  /** The folder this dockerd sees as /run/docker/plugins. */
+  readonly pluginsDir: string;
+  readonly logFile: string;
+  /** dockerd's pid (the launcher execs into it, so this is the spawned child's pid). */
+  readonly pid: number;
+  /** The VM (namespace) it runs in. */
+  readonly vm: string;
+  /** Milliseconds from spawn until the API answered. */
+  startupMs = 0;
+  private containerdPid: number | undefined;
+  private stopping: Promise<void> | undefined;
+
+  /** @internal use {@link startDockerd}. */
+  constructor(init: { dir: string; pluginsDir: string; pid: number; vm: string }) {
+    this.dir = init.dir;
+    this.socketPath = join(init.dir, "docker.sock");
+    this.host = `unix://${this.socketPath}`;
+    this.pluginsDir = init.pluginsDir;
+    this.logFile = join(init.dir, "dockerd.log");
+    this.pid = init.pid;
+    this.vm = init.vm;
+  }
+
+  /** True while the dockerd process is alive. */
+  get running(): boolean {
+    return pidAlive(this.pid);
+  }
+
+  /** Runs the docker CLI against this dockerd (never through a shell); a non-zero exit is returned. */
+  docker(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return run(DOCKER_CLI, ["-H", this.host, ...args], { timeoutMs: 60_000, ...options, env: this.cliEnv() });
+  }
+
+  /** Like {@link docker} but throws on a non-zero exit. */
+  async dockerOk(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const result = await this.docker(args, options);
+    if (result.code !== 0) {
+      throw new Error(
+        `docker ${args.join(" ")} exited ${result.code}: ${(result.stderr || result.stdout).trim()}`,
+      );
+    }
+    return result;
+  }
+
+  /** The last `lines` lines of dockerd's log, for failure messages. */
+  logTail(lines = 40): string {
+    try {
+      return readFileSync(this.logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no dockerd log)";
+    }
+  }
+
+  /**
+   * No image can be pulled here, so tests use one built from busybox-static: every applet symlinked
+   * into /bin, imported with `tar -c | docker import`. Idempotent per tag.
+   */
+  async importBusybox(tag = "busybox:local"): Promise<void> {
+    const rootfs = await mkdtemp(join(this.dir, "busybox-rootfs-"));
+    try {
+      for (const sub of ["bin", "etc", "tmp", "proc", "sys", "dev", "root"]) await mkdir(join(rootfs, sub));
+      await copyFile("/usr/bin/busybox", join(rootfs, "bin", "busybox"));
+      await chmod(join(rootfs, "bin", "busybox"), 0o755);
+      const applets = (await runOk("/usr/bin/busybox", ["--list"])).stdout
+        .split("\n")
+        .filter((a) => /^[\w.[-]+$/.test(a));
+      for (const applet of applets) {
+        if (applet !== "busybox") await symlink("busybox", join(rootfs, "bin", applet));
+      }
+      await writeFile(join(rootfs, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
+      await writeFile(join(rootfs, "etc", "group"), "root:x:0:\n");
+      await this.pipeTarIntoImport(rootfs, tag);
+    } finally {
+      await rm(rootfs, { recursive: true, force: true });
+    }
+  }
+
+  private pipeTarIntoImport(rootfs: string, tag: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const tar = spawn("tar", ["-C", rootfs, "-c", "."], { stdio: ["ignore", "pipe", "pipe"] });
+      const imp = spawn(DOCKER_CLI, ["-H", this.host, "import", "-", tag], {
+        stdio: ["pipe", "pipe", "pipe"],
+        env: this.cliEnv(),
+      });
+      let errors = "";
+      tar.stderr.on("data", (c: Buffer) => (errors += c.toString()));
+      imp.stderr.on("data", (c: Buffer) => (errors += c.toString()));
+      imp.stdout.resume();
+      imp.stdin.on("error", () => undefined);
+      tar.stdout.pipe(imp.stdin);
+      const codes = new Map<string, number | null>();
+      const timer = setTimeout(() => {
+        tar.kill("SIGKILL");
+        imp.kill("SIGKILL");
+      }, 120_000);
+      const finish = (name: string, code: number | null): void => {
+        codes.set(name, code);
+        if (codes.size < 2) return;
+        clearTimeout(timer);
+        if (codes.get("tar") === 0 && codes.get("import") === 0) resolve();
+        else
+          reject(
+            new Error(
+              `tar | docker import ${tag} failed (tar ${codes.get("tar")}, import ${codes.get("import")}): ${errors.trim()}`,
+            ),
+          );
+      };
+      tar.on("error", reject);
+      imp.on("error", reject);
+      tar.on("close", (code) => finish("tar", code));
+      imp.on("close", (code) => finish("import", code));
+    });
+  }
+
+  /**
+   * Stops dockerd (SIGTERM, SIGKILL after a bounded wait), then any containerd or shim of this dockerd
+   * that outlived it, then deletes the temp dir. Safe to call twice; keeps going past errors.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.runStop();
+    return this.stopping;
+  }
+
+  /** @internal records containerd's pid while its pid file still exists. */
+  noteContainerdPid(): void {
+    const pidFile = join(this.dir, "exec", "containerd", "containerd.pid");
+    try {
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0) this.containerdPid = pid;
+    } catch {
+      // dockerd may have been given an external containerd; then there is nothing of ours to stop.
+    }
+  }
+
+  private async runStop(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (step: () => Promise<unknown>): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    this.noteContainerdPid();
+    // dockerd stops its containers on SIGTERM (up to --shutdown-timeout, set to 5 s at start).
+    await attempt(async () => {
+      if (!(await killPid(this.pid, 20_000))) throw new Error(`dockerd pid ${this.pid} would not die`);
+    });
+    const leftovers = new Set<number>(this.processesUsingDir());
+    if (this.containerdPid !== undefined) leftovers.add(this.containerdPid);
+    await Promise.all(
+      [...leftovers].map((pid) =>
+        attempt(async () => {
+          if (!(await killPid(pid, 5_000)))
+            throw new Error(`pid ${pid} (of dockerd ${this.pid}) would not die`);
+        }),
+      ),
+    );
+    // Mounts were made in dockerd's private mount namespace, which died with its last process; this
+    // only catches something that leaked into ours.
+    for (const mountPoint of mountsUnder(this.dir).reverse()) {
+      await attempt(() => runOk("umount", ["-l", mountPoint]));
+    }
+    await attempt(() => rm(this.dir, { recursive: true, force: true, maxRetries: 3 }));
+    if (errors.length > 0)
+      throw new AggregateError(errors, `stopping dockerd ${this.pid}: ${errors.length} error(s)`);
+  }
+
+  /**
+   * Pids whose command line names this dockerd's temp dir: its containerd and containerd-shims, which
+   * reparent away from dockerd. The dir name is random per run, so nothing else can match.
+   */
+  private processesUsingDir(): number[] {
+    const pids: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+      try {
+        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+        const cwd = safeReadlink(`/proc/${entry}/cwd`);
+        if ((argv.includes(this.dir) || cwd.startsWith(this.dir)) && pidAlive(Number(entry)))
+          pids.push(Number(entry));
+      } catch {
+        // The process exited while we looked.
+      }
+    }
+    return pids;
+  }
+
+  private cliEnv(): NodeJS.ProcessEnv {
+    // A private CLI config dir keeps the test from reading or writing ~/.docker.
+    return {
+      ...process.env,
+      DOCKER_API_VERSION,
+      DOCKER_CONFIG: join(this.dir, "cli"),
+      DOCKER_HOST: this.host,
+      DOCKER_CONTEXT: "",
+    };
+  }
+}
+
+function safeReadlink(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
+}
+
+function mountsUnder(dir: string): string[] {
+  let info: string;
+  try {
+    info = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  return info
+    .split("\n")
+    .map((line) => line.split(" ")[4] ?? "")
+    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`));
+}
+
+/**
+ * Starts a dockerd in `vm`'s namespace and resolves once its API answers. Its unix socket, data and
+ * exec roots live in a fresh temp dir; `pluginsDir` is bind-mounted on /run/docker/plugins in a
+ * private mount namespace, so a plugin socket `<pluginsDir>/<name>.sock` is discovered by this dockerd
+ * only. `vnet.teardown()` stops it too, but call {@link Dockerd.stop} in `after` to stop it first.
+ */
+export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptions = {}): Promise<Dockerd> {
+  vnet.vm(vm);
+  const dir = await mkdtemp(join(tmpdir(), "avn-dockerd-"));
+  const pluginsDir = options.pluginsDir ?? join(dir, "plugins");
+  await mkdir(pluginsDir, { recursive: true });
+  await mkdir(join(dir, "cli"));
+  const configFile = join(dir, "daemon.json");
+  // An empty config file keeps the host's /etc/docker/daemon.json out of the test.
+  await writeFile(configFile, "{}\n");
+  const args = [
+    "--config-file", configFile,
+    "--data-root", join(dir, "data"),
+    "--exec-root", join(dir, "exec"),
+    "--pidfile", join(dir, "docker.pid"),
+    "-H", `unix://${join(dir, "docker.sock")}`,
+    "--shutdown-timeout", "5",
+    ...(options.extraArgs ?? []),
+  ]; // prettier-ignore
+  const log = openSync(join(dir, "dockerd.log"), "a");
+  let child;
+  try {
+    child = vnet.spawnIn(
+      vm,
+      [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        LAUNCH_SCRIPT,
+        "sh",
+        pluginsDir,
+        ...args,
+      ],
+      { stdio: ["ignore", log, log] },
+    );
+  } finally {
+    closeSync(log);
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error("could not spawn dockerd (nsenter missing?)");
+  }
+  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm });
+  vnet.onTeardown(() => dockerd.stop());
+  let exitCode: number | null | undefined;
+  child.once("exit", (code, signal) => (exitCode = code ?? (signal === null ? -1 : -2)));
+  const started = Date.now();
+  try {
+    await pollUntil(
+      `dockerd in ${vm} to answer on ${dockerd.host}`,
+      async () => {
+        if (exitCode !== undefined) throw new Error(`dockerd exited (${exitCode})`);
+        const version = await dockerd.docker(["version", "--format", "{{.Server.Version}}"], {
+          timeoutMs: 5_000,
+        });
+        return version.code === 0 && version.stdout.trim() !== "";
+      },
+      { timeoutMs: options.startTimeoutMs ?? 60_000, intervalMs: 100 },
+    );
+  } catch (error) {
+    const tail = dockerd.logTail();
+    await dockerd.stop().catch(() => undefined);
+    throw new Error(
+      `${error instanceof Error ? error.message : String(error)}\n--- dockerd log tail ---\n${tail}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  dockerd.startupMs = Date.now() - started;
+  dockerd.noteContainerdPid();
+  return dockerd;
+}

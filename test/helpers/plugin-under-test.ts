@@ -1,0 +1,103 @@
+/**
+ * Runs the real plugin service on a temporary unix socket and state directory for API tests, with a
+ * fake host (two NICs, eth0 and eth1) and a pool from a file or from the Azure stand-in.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import supertest from "supertest";
+import type { PoolFile } from "../../ipam-driver/sources/file.js";
+import type { LocalInterface } from "../../ipam-driver/inventory.js";
+import { loadConfig, type PluginConfig } from "../../plugin/config.js";
+import { createLogger, type Logger } from "../../plugin/logger.js";
+import { startService, type RunningService } from "../../plugin/service.js";
+import type { HostNetwork } from "../../plugin/host-net/host-network.js";
+
+export const ETH0_MAC = "00:0d:3a:00:00:01";
+export const ETH1_MAC = "00:0d:3a:00:00:02";
+
+export const fakeHost: HostNetwork = {
+  listInterfaces: (): Promise<LocalInterface[]> =>
+    Promise.resolve([
+      { name: "eth0", macAddress: ETH0_MAC, mtu: 1500, hasDefaultRoute: true },
+      { name: "eth1", macAddress: ETH1_MAC, mtu: 1500, hasDefaultRoute: false },
+    ]),
+};
+
+/** eth0 in 10.1.0.0/24 with `count` secondaries from 10.1.0.5; eth1 in 10.2.0.0/24 with two. */
+export function twoNicPool(count = 4): PoolFile {
+  return {
+    interfaces: [
+      {
+        macAddress: ETH1_MAC,
+        subnets: [{ prefix: "10.2.0.0/24", primaryAddress: "10.2.0.4", secondaryAddresses: ["10.2.0.5", "10.2.0.6"] }],
+      },
+      {
+        macAddress: ETH0_MAC,
+        subnets: [
+          {
+            prefix: "10.1.0.0/24",
+            primaryAddress: "10.1.0.4",
+            secondaryAddresses: Array.from({ length: count }, (_, i) => `10.1.0.${5 + i}`),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export type PluginUnderTest = {
+  dir: string;
+  socketPath: string;
+  stateFile: string;
+  poolFile: string;
+  logs: string[];
+  service: RunningService;
+  /** supertest over the unix socket. */
+  api(): supertest.Agent;
+  setPool(pool: PoolFile): Promise<void>;
+  /** Stops and starts the service on the same state directory. */
+  restart(overrides?: Partial<PluginConfig>): Promise<void>;
+  stop(): Promise<void>;
+};
+
+export async function startPlugin(
+  options: { pool?: PoolFile; config?: Partial<PluginConfig> } = {},
+): Promise<PluginUnderTest> {
+  const dir = await mkdtemp(join(tmpdir(), "azure-vnet-test-"));
+  const poolFile = join(dir, "pool.json");
+  const socketPath = join(dir, "azure.sock");
+  await writeFile(poolFile, JSON.stringify(options.pool ?? twoNicPool()));
+  const logs: string[] = [];
+  const logger: Logger = createLogger("debug", (line) => logs.push(line));
+  const base = loadConfig(
+    ["--socket", socketPath, "--state-dir", join(dir, "state"), "--pool-source", "file", "--pool-file", poolFile],
+    {},
+  );
+  const start = (overrides?: Partial<PluginConfig>) =>
+    startService({ ...base, ...options.config, ...overrides }, { logger, host: fakeHost, minSpacingMs: 10 });
+  let service: RunningService | undefined = await start();
+  const handle: PluginUnderTest = {
+    dir,
+    socketPath,
+    stateFile: join(dir, "state", "state.json"),
+    poolFile,
+    logs,
+    get service() {
+      return service!;
+    },
+    api: () => supertest.agent(`http+unix://${encodeURIComponent(socketPath)}`),
+    setPool: (pool) => writeFile(poolFile, JSON.stringify(pool)),
+    async restart(overrides) {
+      await service?.close();
+      service = undefined;
+      service = await start(overrides);
+    },
+    async stop() {
+      await service?.close();
+      service = undefined;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
