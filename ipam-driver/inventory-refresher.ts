@@ -7,6 +7,7 @@
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
 import type { Logger } from "../plugin/logger.js";
 import { resolveInventory, type Inventory } from "./inventory.js";
+import { RetryLaterError } from "./sources/http-get.js";
 import type { PoolSource } from "./sources/source.js";
 
 export type RefresherOptions = {
@@ -22,6 +23,8 @@ export class InventoryRefresher {
   private lastReadAt = 0;
   private failures = 0;
   private lastFailure: string | undefined;
+  /** Set by a Retry-After answer: no read before this time. */
+  private notBefore = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
 
@@ -79,7 +82,7 @@ export class InventoryRefresher {
   }
 
   private async read(): Promise<Inventory | undefined> {
-    const wait = this.lastReadAt + this.options.minSpacingMs - Date.now();
+    const wait = Math.max(this.lastReadAt + this.options.minSpacingMs, this.notBefore) - Date.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     this.lastReadAt = Date.now();
     try {
@@ -94,6 +97,7 @@ export class InventoryRefresher {
     } catch (error) {
       this.failures += 1;
       this.lastFailure = (error as Error).message;
+      if (error instanceof RetryLaterError) this.notBefore = Date.now() + error.retryAfterMs;
       this.logger.warn("pool source read failed; keeping the last good pool", {
         source: this.source.name,
         location: this.source.location,
@@ -106,8 +110,11 @@ export class InventoryRefresher {
   }
 
   private delay(): number {
-    if (this.failures === 0) return this.options.intervalMs;
-    return Math.min(this.options.intervalMs, this.options.minSpacingMs * 2 ** (this.failures - 1));
+    const backoff =
+      this.failures === 0
+        ? this.options.intervalMs
+        : Math.min(this.options.intervalMs, this.options.minSpacingMs * 2 ** (this.failures - 1));
+    return Math.max(backoff, this.notBefore - Date.now());
   }
 
   private schedule(): void {

@@ -32,7 +32,12 @@ const STARTUP_ATTEMPTS = 3;
 
 export type ServiceDeps = { logger: Logger; host?: HostNetwork; minSpacingMs?: number };
 
-export type RunningService = { ipam: IpamDriver; close(): Promise<void> };
+export type RunningService = {
+  ipam: IpamDriver;
+  /** Reads the pool source now (as the periodic refresh would). */
+  refreshPool(): Promise<void>;
+  close(): Promise<void>;
+};
 
 export async function startService(config: PluginConfig, deps: ServiceDeps): Promise<RunningService> {
   const { logger } = deps;
@@ -67,7 +72,13 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       source: source.name,
     });
     const activeRefresher = refresher;
-    return { ipam, close: () => shutdown(server, activeRefresher, lock, config.socketPath) };
+    return {
+      ipam,
+      refreshPool: async () => {
+        await activeRefresher.refreshNow();
+      },
+      close: () => shutdown(server, activeRefresher, lock, config.socketPath),
+    };
   } catch (error) {
     refresher?.stop();
     await lock.release();

@@ -6,6 +6,16 @@
 import http from "node:http";
 import { UnavailableError } from "../../plugin/errors.js";
 
+/** An answer that asked us to come back later (429/503 with Retry-After). */
+export class RetryLaterError extends UnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
 export type HttpGetOptions = { headers?: Record<string, string>; timeoutMs: number; maxBytes?: number };
 
 /** GETs `url` and returns the body of a 200 answer; anything else becomes an UnavailableError. */
@@ -29,11 +39,12 @@ export function httpGet(url: string, options: HttpGetOptions): Promise<string> {
           resolve(body);
           return;
         }
-        const retryAfter = response.headers["retry-after"];
+        const retryAfter = Number(response.headers["retry-after"]);
+        const message = `${url} answered HTTP ${response.statusCode}: ${body.slice(0, 200)}`;
         reject(
-          new UnavailableError(
-            `${url} answered HTTP ${response.statusCode}${retryAfter ? ` (Retry-After ${retryAfter})` : ""}: ${body.slice(0, 200)}`,
-          ),
+          Number.isFinite(retryAfter) && retryAfter >= 0
+            ? new RetryLaterError(`${message} (Retry-After ${retryAfter} s)`, retryAfter * 1000)
+            : new UnavailableError(message),
         );
       });
       response.on("error", (error) => reject(unavailable(url, error)));

@@ -5,7 +5,13 @@
 import { expect } from "chai";
 import { readFile } from "node:fs/promises";
 import http from "node:http";
-import { ETH0_MAC, ETH1_MAC, startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import {
+  ETH0_MAC,
+  ETH1_MAC,
+  startPlugin,
+  twoNicPool,
+  type PluginUnderTest,
+} from "../helpers/plugin-under-test.js";
 
 const ANY_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;any`;
 const SUBNET_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;subnet`;
@@ -48,7 +54,10 @@ describe("IpamDriver API over the unix socket", () => {
     });
     it("IpamDriver.GetDefaultAddressSpaces", async () => {
       const answer = await rawPost(plugin.socketPath, "/IpamDriver.GetDefaultAddressSpaces", "\n");
-      expect(answer.json).to.deep.equal({ LocalDefaultAddressSpace: "azure-local", GlobalDefaultAddressSpace: "azure-global" });
+      expect(answer.json).to.deep.equal({
+        LocalDefaultAddressSpace: "azure-local",
+        GlobalDefaultAddressSpace: "azure-global",
+      });
     });
     it("NetworkDriver.GetCapabilities is local scope", async () => {
       const answer = await rawPost(plugin.socketPath, "/NetworkDriver.GetCapabilities", "\n");
@@ -67,16 +76,34 @@ describe("IpamDriver API over the unix socket", () => {
 
   describe("RequestPool", () => {
     it("without --subnet answers 0.0.0.0/0 with the primary NIC's gateway, so dockerd's overlap loop cannot start", async () => {
-      const res = await post("/IpamDriver.RequestPool", { AddressSpace: "azure-local", Pool: "", SubPool: "", Options: {}, V6: false });
+      const res = await post("/IpamDriver.RequestPool", {
+        AddressSpace: "azure-local",
+        Pool: "",
+        SubPool: "",
+        Options: {},
+        V6: false,
+      });
       expect(res.status).to.equal(200);
-      expect(res.body).to.deep.equal({ PoolID: ANY_POOL, Pool: "0.0.0.0/0", Data: { "com.docker.network.gateway": "10.1.0.1/24" } });
+      expect(res.body).to.deep.equal({
+        PoolID: ANY_POOL,
+        Pool: "0.0.0.0/0",
+        Data: { "com.docker.network.gateway": "10.1.0.1/24" },
+      });
     });
     it("with --subnet answers that subnet", async () => {
       const res = await post("/IpamDriver.RequestPool", { AddressSpace: "azure-local", Pool: "10.1.0.0/24" });
-      expect(res.body).to.deep.equal({ PoolID: SUBNET_POOL, Pool: "10.1.0.0/24", Data: { "com.docker.network.gateway": "10.1.0.1/24" } });
+      expect(res.body).to.deep.equal({
+        PoolID: SUBNET_POOL,
+        Pool: "10.1.0.0/24",
+        Data: { "com.docker.network.gateway": "10.1.0.1/24" },
+      });
     });
     it("picks the NIC named by --ipam-opt interface=, azure.interface.name= or mac=", async () => {
-      for (const Options of [{ interface: "eth1" }, { "azure.interface.name": "eth1" }, { mac: "00-0D-3A-00-00-02" }]) {
+      for (const Options of [
+        { interface: "eth1" },
+        { "azure.interface.name": "eth1" },
+        { mac: "00-0D-3A-00-00-02" },
+      ]) {
         const res = await post("/IpamDriver.RequestPool", { Pool: "", Options });
         expect(res.status, JSON.stringify(Options)).to.equal(200);
         expect(res.body.PoolID).to.equal(`azure;${ETH1_MAC};10.2.0.0/24;*;any`);
@@ -99,7 +126,8 @@ describe("IpamDriver API over the unix socket", () => {
       expect(res.status).to.equal(200);
       expect(res.body.PoolID).to.equal(`azure;${ETH0_MAC};10.1.0.0/24;10.1.0.6/31;subnet`);
       const addresses = [];
-      for (let i = 0; i < 2; i++) addresses.push((await post("/IpamDriver.RequestAddress", { PoolID: res.body.PoolID })).body.Address);
+      for (let i = 0; i < 2; i++)
+        addresses.push((await post("/IpamDriver.RequestAddress", { PoolID: res.body.PoolID })).body.Address);
       expect(addresses).to.deep.equal(["10.1.0.6/24", "10.1.0.7/24"]);
       const third = await post("/IpamDriver.RequestAddress", { PoolID: res.body.PoolID });
       expect(third.status).to.equal(503);
@@ -111,18 +139,73 @@ describe("IpamDriver API over the unix socket", () => {
       expect(noSubnet.body.Err).to.equal("--ip-range needs --subnet — add --subnet with the NIC's subnet");
     });
     const refusals: [string, unknown, number, string][] = [
-      ["a subnet of no NIC", { Pool: "10.9.0.0/24" }, 400, "--subnet 10.9.0.0/24 is not a subnet of this VM's NICs — use one of: 10.2.0.0/24 (eth1), 10.1.0.0/24 (eth0), or omit --subnet"],
-      ["a subnet with host bits", { Pool: "10.1.0.7/24" }, 400, "--subnet 10.1.0.7/24 is not a network prefix — did you mean 10.1.0.0/24?"],
-      ["garbage as subnet", { Pool: "ten/24" }, 400, "--subnet ten/24 is not a network prefix — write it as network/length, e.g. 10.1.0.0/24"],
-      ["an --ip-range outside the subnet", { Pool: "10.1.0.0/24", SubPool: "10.2.0.0/28" }, 400, "--ip-range 10.2.0.0/28 is not inside subnet 10.1.0.0/24 of eth0 — choose a range inside 10.1.0.0/24"],
-      ["an unknown interface", { Options: { interface: "eth7" } }, 400, "this VM has no Azure NIC named eth7 — its NICs are: eth1 (00:0d:3a:00:00:02), eth0 (00:0d:3a:00:00:01)"],
-      ["a malformed MAC", { Options: { mac: "zz" } }, 400, "--ipam-opt mac=zz is not a MAC address — e.g. mac=00:0d:3a:f8:06:ec"],
-      ["an unknown --ipam-opt", { Options: { colour: "blue" } }, 400, "unknown --ipam-opt colour — supported: interface=..., azure.interface.name=..., mac=..."],
-      ["IPv6 on a NIC without IPv6 addresses", { V6: true }, 400, "eth0 has no IPv6 addresses — add IPv6 IP configurations to the NIC, or create the network without --ipv6"],
-      ["an IPv4 subnet with V6", { V6: true, Pool: "10.1.0.0/24" }, 400, "--subnet 10.1.0.0/24 is not an IPv6 prefix — give an IPv6 prefix"],
-      ["another address space", { AddressSpace: "GlobalDefault" }, 400, 'address space "GlobalDefault" is not served by this plugin — azure networks are local to this VM; use azure-local (the default)'],
+      [
+        "a subnet of no NIC",
+        { Pool: "10.9.0.0/24" },
+        400,
+        "--subnet 10.9.0.0/24 is not a subnet of this VM's NICs — use one of: 10.2.0.0/24 (eth1), 10.1.0.0/24 (eth0), or omit --subnet",
+      ],
+      [
+        "a subnet with host bits",
+        { Pool: "10.1.0.7/24" },
+        400,
+        "--subnet 10.1.0.7/24 is not a network prefix — did you mean 10.1.0.0/24?",
+      ],
+      [
+        "garbage as subnet",
+        { Pool: "ten/24" },
+        400,
+        "--subnet ten/24 is not a network prefix — write it as network/length, e.g. 10.1.0.0/24",
+      ],
+      [
+        "an --ip-range outside the subnet",
+        { Pool: "10.1.0.0/24", SubPool: "10.2.0.0/28" },
+        400,
+        "--ip-range 10.2.0.0/28 is not inside subnet 10.1.0.0/24 of eth0 — choose a range inside 10.1.0.0/24",
+      ],
+      [
+        "an unknown interface",
+        { Options: { interface: "eth7" } },
+        400,
+        "this VM has no Azure NIC named eth7 — its NICs are: eth1 (00:0d:3a:00:00:02), eth0 (00:0d:3a:00:00:01)",
+      ],
+      [
+        "a malformed MAC",
+        { Options: { mac: "zz" } },
+        400,
+        "--ipam-opt mac=zz is not a MAC address — e.g. mac=00:0d:3a:f8:06:ec",
+      ],
+      [
+        "an unknown --ipam-opt",
+        { Options: { colour: "blue" } },
+        400,
+        "unknown --ipam-opt colour — supported: interface=..., azure.interface.name=..., mac=...",
+      ],
+      [
+        "IPv6 on a NIC without IPv6 addresses",
+        { V6: true },
+        400,
+        "eth0 has no IPv6 addresses — add IPv6 IP configurations to the NIC, or create the network without --ipv6",
+      ],
+      [
+        "an IPv4 subnet with V6",
+        { V6: true, Pool: "10.1.0.0/24" },
+        400,
+        "--subnet 10.1.0.0/24 is not an IPv6 prefix — give an IPv6 prefix",
+      ],
+      [
+        "another address space",
+        { AddressSpace: "GlobalDefault" },
+        400,
+        'address space "GlobalDefault" is not served by this plugin — azure networks are local to this VM; use azure-local (the default)',
+      ],
       ["Pool of the wrong type", { Pool: 7 }, 400, '"Pool" must be a string, not number 7'],
-      ["Options of the wrong type", { Options: ["a"] }, 400, '"Options" must be an object of strings, not an array'],
+      [
+        "Options of the wrong type",
+        { Options: ["a"] },
+        400,
+        '"Options" must be an object of strings, not an array',
+      ],
       ["V6 of the wrong type", { V6: "yes" }, 400, '"V6" must be true or false, not string "yes"'],
     ];
     for (const [what, body, status, message] of refusals) {
@@ -142,18 +225,29 @@ describe("IpamDriver API over the unix socket", () => {
     const gatewayOptions = { RequestAddressType: "com.docker.network.gateway" };
 
     it("the gateway request gets the subnet's first host address, and releasing it is harmless", async () => {
-      const res = await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "", Options: gatewayOptions });
+      const res = await post("/IpamDriver.RequestAddress", {
+        PoolID: poolId,
+        Address: "",
+        Options: gatewayOptions,
+      });
       expect(res.body).to.deep.equal({ Address: "10.1.0.1/24", Data: {} });
       await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: "10.1.0.1" }).expect(200, {});
     });
     it("refuses a --gateway other than Azure's", async () => {
-      const res = await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "10.1.0.9", Options: gatewayOptions });
+      const res = await post("/IpamDriver.RequestAddress", {
+        PoolID: poolId,
+        Address: "10.1.0.9",
+        Options: gatewayOptions,
+      });
       expect(res.status).to.equal(400);
-      expect(res.body.Err).to.equal("10.1.0.9 cannot be the gateway of 10.1.0.0/24 — Azure routes the subnet through 10.1.0.1; omit --gateway");
+      expect(res.body.Err).to.equal(
+        "10.1.0.9 cannot be the gateway of 10.1.0.0/24 — Azure routes the subnet through 10.1.0.1; omit --gateway",
+      );
     });
     it("hands out secondary IPs as ip/len, never twice, and round-robin after a release", async () => {
       const got = [];
-      for (let i = 0; i < 4; i++) got.push((await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "" })).body.Address);
+      for (let i = 0; i < 4; i++)
+        got.push((await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "" })).body.Address);
       expect(got).to.deep.equal(["10.1.0.5/24", "10.1.0.6/24", "10.1.0.7/24", "10.1.0.8/24"]);
       await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: "10.1.0.6" }).expect(200, {});
       const again = await post("/IpamDriver.RequestAddress", { PoolID: poolId });
@@ -172,11 +266,36 @@ describe("IpamDriver API over the unix socket", () => {
       expect(res.body).to.deep.equal({ Address: "10.1.0.7/24", Data: {} });
     });
     const refusals: [string, string, number, RegExp | string][] = [
-      ["the primary IP", "10.1.0.4", 400, "10.1.0.4 is the primary IP of eth0, the VM's own address — choose one of eth0's secondary IPs"],
-      ["the gateway", "10.1.0.1", 400, "10.1.0.1 is the gateway of 10.1.0.0/24 — choose one of eth0's secondary IPs"],
-      ["an address outside the subnet", "10.2.0.5", 400, "10.2.0.5 is not in subnet 10.1.0.0/24 of eth0 — choose one of eth0's secondary IPs"],
-      ["an address not on the NIC", "10.1.0.77", 400, "10.1.0.77 is not a secondary IP of eth0 — add it to the NIC as an IP configuration, or choose one of: 10.1.0.5, 10.1.0.6, 10.1.0.7, 10.1.0.8"],
-      ["a malformed address", "10.1.0.5/24", 400, '"10.1.0.5/24" is not an IP address — give a plain address without /length'],
+      [
+        "the primary IP",
+        "10.1.0.4",
+        400,
+        "10.1.0.4 is the primary IP of eth0, the VM's own address — choose one of eth0's secondary IPs",
+      ],
+      [
+        "the gateway",
+        "10.1.0.1",
+        400,
+        "10.1.0.1 is the gateway of 10.1.0.0/24 — choose one of eth0's secondary IPs",
+      ],
+      [
+        "an address outside the subnet",
+        "10.2.0.5",
+        400,
+        "10.2.0.5 is not in subnet 10.1.0.0/24 of eth0 — choose one of eth0's secondary IPs",
+      ],
+      [
+        "an address not on the NIC",
+        "10.1.0.77",
+        400,
+        "10.1.0.77 is not a secondary IP of eth0 — add it to the NIC as an IP configuration, or choose one of: 10.1.0.5, 10.1.0.6, 10.1.0.7, 10.1.0.8",
+      ],
+      [
+        "a malformed address",
+        "10.1.0.5/24",
+        400,
+        '"10.1.0.5/24" is not an IP address — give a plain address without /length',
+      ],
     ];
     for (const [what, address, status, message] of refusals) {
       it(`refuses ${what}`, async () => {
@@ -189,11 +308,14 @@ describe("IpamDriver API over the unix socket", () => {
       await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "10.1.0.5" }).expect(200);
       const res = await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "10.1.0.5" });
       expect(res.status).to.equal(409);
-      expect(res.body.Err).to.match(/^10\.1\.0\.5 is already held by a container \(reserved 20\d\d-.*\) — choose another address or omit --ip$/);
+      expect(res.body.Err).to.match(
+        /^10\.1\.0\.5 is already held by a container \(reserved 20\d\d-.*\) — choose another address or omit --ip$/,
+      );
     });
     it("ReleaseAddress is idempotent and tolerates unknown addresses and pools", async () => {
       await post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "10.1.0.5" }).expect(200);
-      for (let i = 0; i < 2; i++) await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: "10.1.0.5" }).expect(200, {});
+      for (let i = 0; i < 2; i++)
+        await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: "10.1.0.5" }).expect(200, {});
       await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: "10.1.0.99" }).expect(200, {});
       await post("/IpamDriver.ReleaseAddress", { PoolID: "nope", Address: "10.1.0.5" }).expect(200, {});
       await post("/IpamDriver.ReleasePool", { PoolID: "nope" }).expect(200, {});
@@ -207,7 +329,9 @@ describe("IpamDriver API over the unix socket", () => {
     });
     it("writes each reservation to the state file before answering", async () => {
       const res = await post("/IpamDriver.RequestAddress", { PoolID: poolId });
-      const onDisk = JSON.parse(await readFile(plugin.stateFile, "utf8")) as { ipam: { reservations: Record<string, { poolId: string }> } };
+      const onDisk = JSON.parse(await readFile(plugin.stateFile, "utf8")) as {
+        ipam: { reservations: Record<string, { poolId: string }> };
+      };
       expect(onDisk.ipam.reservations["10.1.0.5"]?.poolId).to.equal(poolId);
       expect(res.body.Address).to.equal("10.1.0.5/24");
     });
@@ -215,12 +339,16 @@ describe("IpamDriver API over the unix socket", () => {
       await plugin.setPool(twoNicPool(250));
       await plugin.restart();
       const answers = await Promise.all(
-        Array.from({ length: 100 }, () => post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "" })),
+        Array.from({ length: 100 }, () =>
+          post("/IpamDriver.RequestAddress", { PoolID: poolId, Address: "" }),
+        ),
       );
       expect(answers.map((a) => a.status)).to.deep.equal(Array(100).fill(200));
       const addresses = answers.map((a) => (a.body.Address as string).split("/")[0]);
       expect(new Set(addresses).size).to.equal(100);
-      const onDisk = JSON.parse(await readFile(plugin.stateFile, "utf8")) as { ipam: { reservations: Record<string, unknown> } };
+      const onDisk = JSON.parse(await readFile(plugin.stateFile, "utf8")) as {
+        ipam: { reservations: Record<string, unknown> };
+      };
       expect(Object.keys(onDisk.ipam.reservations).sort()).to.deep.equal([...addresses].sort());
     });
   });
@@ -238,7 +366,11 @@ describe("IpamDriver API over the unix socket", () => {
       }
     });
     it("refuses bodies over 1 MiB", async () => {
-      const res = await rawPost(plugin.socketPath, "/IpamDriver.RequestPool", JSON.stringify({ Pool: "x".repeat(2 * 1024 * 1024) }));
+      const res = await rawPost(
+        plugin.socketPath,
+        "/IpamDriver.RequestPool",
+        JSON.stringify({ Pool: "x".repeat(2 * 1024 * 1024) }),
+      );
       expect(res).to.deep.equal({ status: 413, json: { Err: "request body is larger than 1048576 bytes" } });
     });
     it("answers unknown calls with 404 and Err", async () => {
@@ -248,9 +380,18 @@ describe("IpamDriver API over the unix socket", () => {
     });
     it("logs one structured line per request with call, ids, outcome and duration", async () => {
       await post("/IpamDriver.RequestPool", { Pool: "10.9.0.0/24" });
-      const lines = plugin.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "request");
+      const lines = plugin.logs
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === "request");
       expect(lines).to.have.length(1);
-      expect(lines[0]).to.include({ level: "info", call: "IpamDriver.RequestPool", Pool: "10.9.0.0/24", status: 400, outcome: "error", code: "ERR_INVALID_PARAMETER" });
+      expect(lines[0]).to.include({
+        level: "info",
+        call: "IpamDriver.RequestPool",
+        Pool: "10.9.0.0/24",
+        status: 400,
+        outcome: "error",
+        code: "ERR_INVALID_PARAMETER",
+      });
       expect(lines[0]!.durationMs).to.be.a("number");
     });
   });

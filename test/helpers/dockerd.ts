@@ -280,6 +280,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   const configFile = join(dir, "daemon.json");
   // An empty config file keeps the host's /etc/docker/daemon.json out of the test.
   await writeFile(configFile, "{}\n");
+  // prettier-ignore
   const args = [
     "--config-file", configFile,
     "--data-root", join(dir, "data"),
@@ -288,7 +289,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     "-H", `unix://${join(dir, "docker.sock")}`,
     "--shutdown-timeout", "5",
     ...(options.extraArgs ?? []),
-  ]; // prettier-ignore
+  ];
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {

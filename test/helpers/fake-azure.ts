@@ -98,12 +98,20 @@ function serveImds(req: http.IncomingMessage, res: http.ServerResponse, url: URL
     return;
   }
   if (!url.searchParams.get("api-version")) {
-    json(400, { error: "Bad request. api-version was not specified in the request", "newest-versions": IMDS_NEWEST_VERSIONS });
+    json(400, {
+      error: "Bad request. api-version was not specified in the request",
+      "newest-versions": IMDS_NEWEST_VERSIONS,
+    });
     return;
   }
   if (url.pathname === "/metadata/instance/network") json(200, imdsNetworkDocument(nics));
   else if (url.pathname === "/metadata/instance/compute") {
-    json(200, { name: "vm1", subscriptionId: "00000000-0000-0000-0000-000000000000", resourceGroupName: "rg", location: "westeurope" });
+    json(200, {
+      name: "vm1",
+      subscriptionId: "00000000-0000-0000-0000-000000000000",
+      resourceGroupName: "rg",
+      location: "westeurope",
+    });
   } else json(404, { error: "Not found" });
 }
 
@@ -114,7 +122,10 @@ export function imdsNetworkDocument(nics: PoolFile): unknown {
       const v4 = nic.subnets.filter((s) => !s.prefix.includes(":"));
       const v6 = nic.subnets.filter((s) => s.prefix.includes(":"));
       const addresses = (subnets: typeof v4) =>
-        subnets.flatMap((s) => [...(s.primaryAddress ? [s.primaryAddress] : []), ...(s.secondaryAddresses ?? [])]);
+        subnets.flatMap((s) => [
+          ...(s.primaryAddress ? [s.primaryAddress] : []),
+          ...(s.secondaryAddresses ?? []),
+        ]);
       return {
         ipv4: {
           ipAddress: addresses(v4).map((privateIpAddress) => ({ privateIpAddress, publicIpAddress: "" })),

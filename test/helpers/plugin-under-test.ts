@@ -30,7 +30,9 @@ export function twoNicPool(count = 4): PoolFile {
     interfaces: [
       {
         macAddress: ETH1_MAC,
-        subnets: [{ prefix: "10.2.0.0/24", primaryAddress: "10.2.0.4", secondaryAddresses: ["10.2.0.5", "10.2.0.6"] }],
+        subnets: [
+          { prefix: "10.2.0.0/24", primaryAddress: "10.2.0.4", secondaryAddresses: ["10.2.0.5", "10.2.0.6"] },
+        ],
       },
       {
         macAddress: ETH0_MAC,
@@ -71,7 +73,16 @@ export async function startPlugin(
   const logs: string[] = [];
   const logger: Logger = createLogger("debug", (line) => logs.push(line));
   const base = loadConfig(
-    ["--socket", socketPath, "--state-dir", join(dir, "state"), "--pool-source", "file", "--pool-file", poolFile],
+    [
+      "--socket",
+      socketPath,
+      "--state-dir",
+      join(dir, "state"),
+      "--pool-source",
+      "file",
+      "--pool-file",
+      poolFile,
+    ],
     {},
   );
   const start = (overrides?: Partial<PluginConfig>) =>

@@ -463,7 +463,8 @@ export class Vnet {
     }
     // rp_filter off: a spoofed source must reach the anti-spoofing chain (and its counters) rather
     // than vanish in the routing code. No redirects: Azure never sends them, and a VM talking to its
-    // own secondary through the fabric would get one.
+    // own secondary through the fabric would get one. No IPv6: an IPv4 VNet carries none, and
+    // link-local chatter would otherwise slip past the IPv4-only anti-spoofing rules.
     await this.execOk(FABRIC, [
       "sysctl",
       "-q",
@@ -473,6 +474,8 @@ export class Vnet {
       "net.ipv4.conf.default.rp_filter=0",
       "net.ipv4.conf.all.send_redirects=0",
       "net.ipv4.conf.default.send_redirects=0",
+      "net.ipv6.conf.all.disable_ipv6=1",
+      "net.ipv6.conf.default.disable_ipv6=1",
     ]);
     await runOk("ip", ["-n", fab, "addr", "add", `${IMDS_IP}/32`, "dev", "lo"]);
     await runOk("ip", ["-n", fab, "addr", "add", `${WIRESERVER_IP}/32`, "dev", "lo"]);
@@ -482,10 +485,11 @@ export class Vnet {
       const vmNs = this.nsName(vm.name);
       // Created inside the fabric with the peer sent straight to the VM: no link ever exists in the
       // host's namespace, even for a moment.
+      // prettier-ignore
       await runOk("ip", [
         "-n", fab, "link", "add", vm.fabricPort, "address", FABRIC_MAC, "mtu", String(this.mtu),
         "type", "veth", "peer", "name", "eth0", "address", vm.mac, "mtu", String(this.mtu), "netns", vmNs,
-      ]); // prettier-ignore
+      ]);
       await runOk("ip", ["-n", fab, "addr", "add", `${this.gateway}/32`, "dev", vm.fabricPort]);
       // proxy_delay=0: the fabric answers every ARP at once, otherwise each first packet waits ~0.8 s.
       await this.execOk(FABRIC, [
@@ -523,10 +527,11 @@ export class Vnet {
   ): Promise<void> {
     const fab = this.nsName(FABRIC);
     const ns = this.nsName(host);
+    // prettier-ignore
     await runOk("ip", [
       "-n", fab, "link", "add", port, "mtu", String(this.mtu),
       "type", "veth", "peer", "name", "eth0", "mtu", String(this.mtu), "netns", ns,
-    ]); // prettier-ignore
+    ]);
     await runOk("ip", ["-n", fab, "addr", "add", fabricAddr, "dev", port]);
     await runOk("ip", ["-n", fab, "link", "set", port, "up"]);
     await runOk("ip", ["-n", ns, "addr", "add", hostAddr, "dev", "eth0"]);
