@@ -4,7 +4,6 @@
  * old one before the caller learns it succeeded, so a crash leaves either the old or the new document,
  * never a torn one.
  */
-import { isDeepStrictEqual } from "node:util";
 import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { StateError } from "./errors.js";
@@ -19,11 +18,17 @@ export type StateCodec<T> = {
 
 export class StateFile<T> {
   private readonly queue = new SerialQueue();
+  private document: T;
+  /** The document as last written; memory holds exactly what the disk holds. */
+  private serialized: string;
 
   private constructor(
     readonly path: string,
-    private document: T,
-  ) {}
+    document: T,
+  ) {
+    this.serialized = serialize(document);
+    this.document = JSON.parse(this.serialized) as T;
+  }
 
   /**
    * Loads the document, or starts empty when the file does not exist. A file that exists but cannot be
@@ -63,13 +68,19 @@ export class StateFile<T> {
     return this.queue.run(async () => {
       const draft = structuredClone(this.document);
       const result = mutate(draft);
-      if (!isDeepStrictEqual(draft, this.document)) {
-        await writeAtomically(this.path, JSON.stringify(draft, null, 2) + "\n");
-        this.document = draft;
+      const text = serialize(draft);
+      if (text !== this.serialized) {
+        await writeAtomically(this.path, text);
+        this.serialized = text;
+        this.document = JSON.parse(text) as T;
       }
       return result;
     });
   }
+}
+
+function serialize(document: unknown): string {
+  return JSON.stringify(document, null, 2) + "\n";
 }
 
 /** Writes `content` to `path` so that readers see either the old or the new file, even after a crash. */

@@ -223,7 +223,7 @@ export class Vnet {
    * Runs a short-lived command inside `host`'s namespace (`ip netns exec`, which also gives it a
    * matching /sys). A non-zero exit is returned, not thrown.
    */
-  exec(host: string, argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
+  async exec(host: string, argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
     const [file, ...args] = argv;
     if (file === undefined) throw new Error("exec needs a command");
     return run("ip", ["netns", "exec", this.existingNs(host), file, ...args], options);
@@ -243,11 +243,13 @@ export class Vnet {
   /**
    * Starts a long-lived process in `host`'s network namespace only (`nsenter --net`, so /sys and the
    * cgroup mounts stay the host's — dockerd needs that). {@link teardown} kills it by pid.
+   * Output goes to the test's own stdout/stderr unless `options.stdio` says otherwise: a pipe nobody
+   * reads would eventually block the child.
    */
   spawnIn(host: string, argv: readonly string[], options: SpawnOptions = {}): ChildProcess {
     if (argv.length === 0) throw new Error("spawnIn needs a command");
     const child = spawn("nsenter", [`--net=/run/netns/${this.existingNs(host)}`, "--", ...argv], {
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", "inherit", "inherit"],
       ...options,
     });
     this.children.add(child);
@@ -312,7 +314,9 @@ export class Vnet {
    * `"<reply> <peer address>\n"`. Resolves once it is listening.
    */
   async startTcpRecorder(host: string, ip: string, port: number, reply = "ok"): Promise<TcpRecorder> {
-    const child = this.spawnIn(host, [process.execPath, "-e", RECORDER_SCRIPT, ip, String(port), reply]);
+    const child = this.spawnIn(host, [process.execPath, "-e", RECORDER_SCRIPT, ip, String(port), reply], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const connections: TcpConnection[] = [];
     let stderr = "";
     let listening = false;

@@ -1,0 +1,55 @@
+/** Configuration from flags and environment. */
+import { expect } from "chai";
+import { loadConfig, usageText } from "../../plugin/config.js";
+
+describe("config", () => {
+  it("has production defaults", () => {
+    expect(loadConfig([], {})).to.deep.equal({
+      socketPath: "/run/docker/plugins/azure.sock",
+      stateDir: "/var/lib/azure-vnet",
+      poolSource: "imds",
+      poolFile: undefined,
+      imdsUrl: "http://169.254.169.254",
+      wireserverUrl: "http://168.63.129.16",
+      refreshIntervalMs: 30_000,
+      sourceTimeoutMs: 2_000,
+      logLevel: "info",
+    });
+  });
+  it("reads the environment, and flags win over it", () => {
+    const env = {
+      AZURE_VNET_POOL_SOURCE: "wireserver",
+      AZURE_VNET_REFRESH_INTERVAL: "10",
+      AZURE_VNET_LOG_LEVEL: "debug",
+    };
+    expect(loadConfig([], env)).to.include({
+      poolSource: "wireserver",
+      refreshIntervalMs: 10_000,
+      logLevel: "debug",
+    });
+    expect(loadConfig(["--pool-source", "imds", "--source-timeout", "0.5"], env)).to.include({
+      poolSource: "imds",
+      sourceTimeoutMs: 500,
+    });
+  });
+  const refusals: [string[], Record<string, string>, string][] = [
+    [["--pool-source", "file"], {}, "--pool-source file needs --pool-file (AZURE_VNET_POOL_FILE)"],
+    [
+      [],
+      { AZURE_VNET_REFRESH_INTERVAL: "soon" },
+      '--refresh-interval (AZURE_VNET_REFRESH_INTERVAL) is "soon"',
+    ],
+    [["--log-level", "loud"], {}, '--log-level (AZURE_VNET_LOG_LEVEL) is "loud"'],
+    [["--imds-url", "169.254.169.254"], {}, '--imds-url (AZURE_VNET_IMDS_URL) is "169.254.169.254"'],
+    [["--socket", "azure.sock"], {}, "--socket (AZURE_VNET_SOCKET) must be an absolute path"],
+    [["--colour"], {}, "Unknown option '--colour'"],
+  ];
+  for (const [argv, env, message] of refusals) {
+    it(`refuses ${[...argv, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(" ")}`, () => {
+      expect(() => loadConfig(argv, env)).to.throw(message);
+    });
+  }
+  it("documents every option with its variable", () => {
+    expect(usageText()).to.contain("--pool-file").and.contain("AZURE_VNET_POOL_FILE");
+  });
+});
