@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
-import { waitFor } from "../helpers/wait-for.js";
+import { pollUntil } from "../helpers/run.js";
 
 const MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
 
@@ -127,8 +127,7 @@ describe("plugin lifecycle", function () {
     const startServing = async (name = "a") => {
       const run = runPlugin(args(name));
       children.push(run.child);
-      await waitFor(() => socketAnswers(join(dir, `${name}.sock`)), {
-        what: `plugin ${name} to listen`,
+      await pollUntil(`plugin ${name} to listen`, () => socketAnswers(join(dir, `${name}.sock`)), {
         timeoutMs: 10_000,
       });
       return run;
