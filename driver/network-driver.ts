@@ -1,19 +1,331 @@
 /**
- * The NetworkDriver API. This release serves the calls dockerd makes while probing a plugin; the data
- * path (CreateNetwork … Leave) arrives with the network driver issue and answers a clear error until then.
+ * The NetworkDriver API: one method per call. Each parses its request, makes the host changes through
+ * the network's data path (undoing them if a later step fails), and records the result in the state
+ * file before answering. Calls are serialised: host changes of two requests never interleave.
  */
-import { InternalError } from "../plugin/errors.js";
+import type { Inventory, Nic, Subnet } from "../ipam-driver/inventory.js";
+import { recordEndpointOwner } from "../ipam-driver/allocator.js";
+import { parseIp, parsePrefix, prefixContains } from "../ipam-driver/ip.js";
+import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../plugin/errors.js";
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { Logger } from "../plugin/logger.js";
+import type { PluginState } from "../plugin/plugin-state.js";
+import type { RequestBody } from "../plugin/request-fields.js";
+import { SerialQueue } from "../plugin/serial-queue.js";
+import type { StateFile } from "../plugin/state-file.js";
+import { transparentDataPath, type DataPath } from "./data-path.js";
+import type { EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
+import { dockerId, parseCreateNetwork } from "./network-options.js";
+import { deleteNetworkRules, enableForwarding, ensureNetworkRules, restoreSysctls } from "./network-setup.js";
+import type { CapabilitiesResponse, EndpointOperInfoResponse, JoinResponse } from "./types.js";
 
-export type NetworkCapabilities = { Scope: "local"; ConnectivityScope: "local" };
+export type NetworkDriverDeps = {
+  state: StateFile<PluginState>;
+  host: HostNetwork;
+  logger: Logger;
+  /** The NIC inventory the IPAM driver keeps current. */
+  inventory: () => Inventory | undefined;
+  dataPaths?: Partial<Record<NetworkMode, DataPath>>;
+  now?: () => Date;
+};
+
+type Empty = Record<string, never>;
 
 export class NetworkDriver {
-  getCapabilities(): NetworkCapabilities {
+  private readonly queue = new SerialQueue();
+  private readonly dataPaths: Partial<Record<NetworkMode, DataPath>>;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: NetworkDriverDeps) {
+    this.dataPaths = { transparent: transparentDataPath, ...deps.dataPaths };
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  getCapabilities(): CapabilitiesResponse {
     return { Scope: "local", ConnectivityScope: "local" };
   }
 
-  notYetImplemented(call: string): never {
-    throw new InternalError(`${call} is not implemented in this build of azure-vnet`, {
-      hint: "use --ipam-driver azure with Docker's macvlan driver until the azure network driver ships",
+  createNetwork(body: RequestBody): Promise<Empty> {
+    const request = parseCreateNetwork(body);
+    return this.queue.run(async () => {
+      const state = this.deps.state.current.driver;
+      const existing = state.networks[request.networkId];
+      const network = existing ?? this.newNetworkRecord(request);
+      const dataPath = this.dataPath(network.mode);
+      const clash = Object.values(state.networks).find(
+        (n) => n.id !== network.id && n.id.slice(0, 5) === network.id.slice(0, 5),
+      );
+      if (clash) {
+        throw new ConflictError(
+          `network ${network.id.slice(0, 12)} shares its interface prefix with network ${clash.id.slice(0, 12)}`,
+          {
+            hint: "remove this network and create it again (it will get another id)",
+          },
+        );
+      }
+      const savedSysctls = { ...state.savedSysctls };
+      try {
+        await enableForwarding(this.deps.host, savedSysctls);
+        await dataPath.setupNetwork(this.deps.host, network, state);
+        await ensureNetworkRules(this.deps.host, network, dataPath.trafficPath(network));
+        await this.deps.state.update((draft) => {
+          draft.driver.networks[network.id] = network;
+          draft.driver.savedSysctls = savedSysctls;
+        });
+      } catch (error) {
+        if (!existing) await this.undoNetwork(network, savedSysctls);
+        throw error;
+      }
+      this.deps.logger.info("network ready", {
+        networkId: network.id,
+        mode: network.mode,
+        nic: network.interfaceName,
+        subnet: network.subnet,
+      });
+      return {};
     });
   }
+
+  deleteNetwork(body: RequestBody): Promise<Empty> {
+    const networkId = dockerId(body, "NetworkID");
+    return this.queue.run(async () => {
+      const state = this.deps.state.current.driver;
+      const network = state.networks[networkId];
+      if (!network) return {};
+      const dataPath = this.dataPath(network.mode);
+      // Endpoints Docker never removed (a crash in between) go with their network.
+      for (const endpoint of Object.values(state.endpoints).filter((e) => e.networkId === networkId)) {
+        await dataPath.teardownEndpoint(this.deps.host, network, endpoint);
+      }
+      await this.undoNetwork(network, state.savedSysctls);
+      await this.deps.state.update((draft) => {
+        delete draft.driver.networks[networkId];
+        for (const endpoint of Object.values(draft.driver.endpoints)) {
+          if (endpoint.networkId === networkId) delete draft.driver.endpoints[endpoint.id];
+        }
+        if (Object.keys(draft.driver.networks).length === 0) draft.driver.savedSysctls = {};
+      });
+      return {};
+    });
+  }
+
+  createEndpoint(body: RequestBody): Promise<Empty> {
+    const networkId = dockerId(body, "NetworkID");
+    const endpointId = dockerId(body, "EndpointID");
+    const address = interfaceAddress(body);
+    return this.queue.run(async () => {
+      const network = this.network(networkId);
+      const prefix = parsePrefix(network.subnet)!;
+      const ip = parseIp(address.address);
+      if (!ip || !prefixContains(prefix, ip)) {
+        throw new InvalidParameterError(
+          `endpoint address ${address.address} is not in the network's subnet ${network.subnet}`,
+          {
+            hint: "create azure networks with --ipam-driver azure",
+          },
+        );
+      }
+      const existing = this.deps.state.current.driver.endpoints[endpointId];
+      if (existing && existing.address !== address.address) {
+        throw new ConflictError(
+          `endpoint ${endpointId.slice(0, 12)} already exists with address ${existing.address}`,
+        );
+      }
+      if (!existing) {
+        const endpoint: EndpointRecord = {
+          id: endpointId,
+          networkId,
+          address: address.address,
+          prefixLength: address.prefixLength ?? prefix.length,
+          hostInterface: undefined,
+          createdAt: this.now().toISOString(),
+        };
+        await this.deps.state.update((draft) => {
+          draft.driver.endpoints[endpointId] = endpoint;
+          recordEndpointOwner(draft.ipam, endpoint.address, endpointId);
+        });
+      }
+      // Docker fills in what we leave empty; echoing its own values back would fail the endpoint.
+      return {};
+    });
+  }
+
+  endpointOperInfo(body: RequestBody): EndpointOperInfoResponse {
+    const networkId = dockerId(body, "NetworkID");
+    const endpointId = dockerId(body, "EndpointID");
+    const network = this.network(networkId);
+    const endpoint = this.endpoint(endpointId);
+    return {
+      Value: {
+        "azure.mode": network.mode,
+        "azure.nic": network.interfaceName,
+        "azure.address": endpoint.address,
+        "azure.hostInterface": endpoint.hostInterface ?? "",
+      },
+    };
+  }
+
+  deleteEndpoint(body: RequestBody): Promise<Empty> {
+    const networkId = dockerId(body, "NetworkID");
+    const endpointId = dockerId(body, "EndpointID");
+    return this.queue.run(async () => {
+      const state = this.deps.state.current.driver;
+      const endpoint = state.endpoints[endpointId];
+      const network = state.networks[networkId];
+      if (!endpoint) return {};
+      if (network) await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint);
+      await this.deps.state.update((draft) => {
+        delete draft.driver.endpoints[endpointId];
+      });
+      return {};
+    });
+  }
+
+  join(body: RequestBody): Promise<JoinResponse> {
+    const networkId = dockerId(body, "NetworkID");
+    const endpointId = dockerId(body, "EndpointID");
+    return this.queue.run(async () => {
+      const network = this.network(networkId);
+      const endpoint = this.endpoint(endpointId);
+      const dataPath = this.dataPath(network.mode);
+      const { hostEnd, containerEnd } = await dataPath.setupEndpoint(this.deps.host, network, endpoint);
+      try {
+        await this.deps.state.update((draft) => {
+          draft.driver.endpoints[endpointId]!.hostInterface = hostEnd;
+        });
+      } catch (error) {
+        await dataPath.teardownEndpoint(this.deps.host, network, endpoint).catch(() => undefined);
+        throw error;
+      }
+      return {
+        InterfaceName: { SrcName: containerEnd, DstPrefix: "eth" },
+        Gateway: dataPath.gateway(network),
+        StaticRoutes: [],
+        DisableGatewayService: false,
+      };
+    });
+  }
+
+  leave(body: RequestBody): Promise<Empty> {
+    const networkId = dockerId(body, "NetworkID");
+    const endpointId = dockerId(body, "EndpointID");
+    return this.queue.run(async () => {
+      const state = this.deps.state.current.driver;
+      const network = state.networks[networkId];
+      const endpoint = state.endpoints[endpointId];
+      if (!network || !endpoint) return {};
+      await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint);
+      await this.deps.state.update((draft) => {
+        draft.driver.endpoints[endpointId]!.hostInterface = undefined;
+      });
+      return {};
+    });
+  }
+
+  /** Networks and endpoints, for the operator's status view. */
+  summary(): { networks: NetworkRecord[]; endpoints: EndpointRecord[] } {
+    const { networks, endpoints } = this.deps.state.current.driver;
+    return { networks: Object.values(networks), endpoints: Object.values(endpoints) };
+  }
+
+  private newNetworkRecord(request: ReturnType<typeof parseCreateNetwork>): NetworkRecord {
+    const { nic, subnet } = this.nicForGateway(request.gateway.text);
+    return {
+      id: request.networkId,
+      mode: request.mode,
+      interfaceName: nic.interfaceName!,
+      macAddress: nic.macAddress,
+      subnet: subnet.prefix,
+      gateway: subnet.gateway,
+      primary: subnet.primary!,
+      mtu: request.mtu ?? nic.mtu ?? 1500,
+      vnetRanges: request.vnetRanges,
+      internal: request.internal,
+      createdAt: this.now().toISOString(),
+    };
+  }
+
+  private nicForGateway(gateway: string): { nic: Nic; subnet: Subnet } {
+    const inventory = this.deps.inventory();
+    if (!inventory)
+      throw new UnavailableError("the VM's NIC configuration has not been read yet", {
+        hint: "check the plugin's log",
+      });
+    for (const nic of inventory.nics) {
+      const subnet = nic.subnets.find((s) => s.family === 4 && s.gateway === gateway);
+      if (!subnet) continue;
+      if (!nic.interfaceName) {
+        throw new UnavailableError(
+          `NIC ${nic.macAddress} of subnet ${subnet.prefix} is not an interface of this host`,
+          {
+            hint: "run the plugin in the VM's network namespace (host network for the managed plugin)",
+          },
+        );
+      }
+      if (!subnet.primary) {
+        throw new UnavailableError(`the pool source gives no primary IP for ${nic.interfaceName}`, {
+          hint: "check the pool source",
+        });
+      }
+      return { nic, subnet };
+    }
+    throw new InvalidParameterError(`gateway ${gateway} is not the gateway of a subnet of this VM's NICs`, {
+      hint: "create azure networks with --ipam-driver azure",
+    });
+  }
+
+  private async undoNetwork(network: NetworkRecord, savedSysctls: Record<string, string>): Promise<void> {
+    const state = this.deps.state.current.driver;
+    const dataPath = this.dataPath(network.mode);
+    await deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network));
+    await dataPath.teardownNetwork(this.deps.host, network, state);
+    const others = Object.keys(state.networks).filter((id) => id !== network.id);
+    if (others.length === 0) await restoreSysctls(this.deps.host, savedSysctls);
+  }
+
+  private dataPath(mode: NetworkMode): DataPath {
+    const dataPath = this.dataPaths[mode];
+    if (!dataPath)
+      throw new InvalidParameterError(`mode ${mode} is not available in this build`, {
+        hint: "use -o mode=transparent",
+      });
+    return dataPath;
+  }
+
+  private network(id: string): NetworkRecord {
+    const network = this.deps.state.current.driver.networks[id];
+    if (!network) {
+      throw new NotFoundError(`network ${id.slice(0, 12)} is not known to the azure plugin`, {
+        hint: "its record was lost; remove the network and create it again",
+      });
+    }
+    return network;
+  }
+
+  private endpoint(id: string): EndpointRecord {
+    const endpoint = this.deps.state.current.driver.endpoints[id];
+    if (!endpoint)
+      throw new NotFoundError(`endpoint ${id.slice(0, 12)} is not known to the azure plugin`, {
+        hint: "restart the container",
+      });
+    return endpoint;
+  }
+}
+
+function interfaceAddress(body: RequestBody): { address: string; prefixLength: number | undefined } {
+  const iface = body.Interface;
+  const text = typeof iface === "object" && iface !== null ? (iface as RequestBody).Address : undefined;
+  if (typeof text !== "string" || text === "") {
+    throw new InvalidParameterError("the endpoint has no IPv4 address", {
+      hint: "create azure networks with --ipam-driver azure",
+    });
+  }
+  const [address, length] = text.split("/");
+  const prefixLength = length === undefined ? undefined : Number(length);
+  if (!parseIp(address!) || (prefixLength !== undefined && !(prefixLength >= 0 && prefixLength <= 32))) {
+    throw new InvalidParameterError(
+      `"Interface.Address" ${JSON.stringify(text.slice(0, 60))} is not an address/length`,
+    );
+  }
+  return { address: address!, prefixLength };
 }

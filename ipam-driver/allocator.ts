@@ -308,3 +308,9 @@ function abbreviate(addresses: string[]): string {
     ? `${addresses.slice(0, 8).join(", ")} … (${addresses.length} in all)`
     : addresses.join(", ");
 }
+
+/** Notes which endpoint holds an address, so conflicts can name it; unknown addresses are ignored. */
+export function recordEndpointOwner(state: IpamState, address: string, endpointId: string): void {
+  const reservation = state.reservations[address];
+  if (reservation) reservation.endpointId = endpointId;
+}

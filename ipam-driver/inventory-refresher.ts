@@ -30,7 +30,7 @@ export class InventoryRefresher {
 
   constructor(
     private readonly source: PoolSource,
-    private readonly host: HostNetwork,
+    private readonly host: Pick<HostNetwork, "listInterfaces">,
     private readonly logger: Logger,
     private readonly options: RefresherOptions,
     /** Called after every read that changed the inventory. */

@@ -9,23 +9,8 @@ export type Handler = (body: RequestBody) => unknown;
 
 export const IMPLEMENTS = ["NetworkDriver", "IpamDriver"];
 
-const NETWORK_DRIVER_CALLS = [
-  "CreateNetwork",
-  "DeleteNetwork",
-  "AllocateNetwork",
-  "FreeNetwork",
-  "CreateEndpoint",
-  "EndpointOperInfo",
-  "DeleteEndpoint",
-  "Join",
-  "Leave",
-  "ProgramExternalConnectivity",
-  "RevokeExternalConnectivity",
-  "DiscoverNew",
-  "DiscoverDelete",
-];
-
 export function routeTable(ipam: IpamDriver, network: NetworkDriver): Map<string, Handler> {
+  const empty = () => ({});
   const routes: [string, Handler][] = [
     ["/Plugin.Activate", () => ({ Implements: IMPLEMENTS })],
     ["/IpamDriver.GetCapabilities", () => ipam.getCapabilities()],
@@ -35,10 +20,21 @@ export function routeTable(ipam: IpamDriver, network: NetworkDriver): Map<string
     ["/IpamDriver.RequestAddress", (body) => ipam.requestAddress(body)],
     ["/IpamDriver.ReleaseAddress", (body) => ipam.releaseAddress(body)],
     ["/NetworkDriver.GetCapabilities", () => network.getCapabilities()],
-    ...NETWORK_DRIVER_CALLS.map((call): [string, Handler] => [
-      `/NetworkDriver.${call}`,
-      () => network.notYetImplemented(`NetworkDriver.${call}`),
-    ]),
+    ["/NetworkDriver.CreateNetwork", (body) => network.createNetwork(body)],
+    ["/NetworkDriver.DeleteNetwork", (body) => network.deleteNetwork(body)],
+    ["/NetworkDriver.CreateEndpoint", (body) => network.createEndpoint(body)],
+    ["/NetworkDriver.EndpointOperInfo", (body) => network.endpointOperInfo(body)],
+    ["/NetworkDriver.DeleteEndpoint", (body) => network.deleteEndpoint(body)],
+    ["/NetworkDriver.Join", (body) => network.join(body)],
+    ["/NetworkDriver.Leave", (body) => network.leave(body)],
+    // The container has its own VNet address: there is nothing to publish or forward.
+    ["/NetworkDriver.ProgramExternalConnectivity", empty],
+    ["/NetworkDriver.RevokeExternalConnectivity", empty],
+    // Swarm-only calls; a local-scope driver answers them as no-ops.
+    ["/NetworkDriver.AllocateNetwork", () => ({ Options: {} })],
+    ["/NetworkDriver.FreeNetwork", empty],
+    ["/NetworkDriver.DiscoverNew", empty],
+    ["/NetworkDriver.DiscoverDelete", empty],
   ];
   return new Map(routes);
 }

@@ -43,11 +43,11 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
   const { logger } = deps;
   const host = deps.host ?? createHostNetwork();
   const lock = await acquireInstanceLock(join(config.stateDir, LOCK_FILE_NAME));
-  let refresher: InventoryRefresher | undefined;
+  let stopRefresher = () => undefined as void;
   try {
     const state = await StateFile.open(join(config.stateDir, STATE_FILE_NAME), pluginStateCodec);
     const source = createSource(config);
-    refresher = new InventoryRefresher(
+    const refresher = new InventoryRefresher(
       source,
       host,
       logger,
@@ -60,9 +60,14 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       },
       state.current.ipam.inventory,
     );
+    stopRefresher = () => refresher.stop();
     await readPoolAtStart(refresher, source, logger);
     const ipam = new IpamDriver({ state, refresher, logger });
-    const app = createApp(routeTable(ipam, new NetworkDriver()), logger, () => ({ pool: ipam.usage() }));
+    const network = new NetworkDriver({ state, host, logger, inventory: () => refresher.current });
+    const app = createApp(routeTable(ipam, network), logger, () => ({
+      pool: ipam.usage(),
+      ...network.summary(),
+    }));
     const server = createServer(app);
     await listenOnUnixSocket(server, config.socketPath);
     refresher.start();
@@ -71,16 +76,15 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       stateDir: config.stateDir,
       source: source.name,
     });
-    const activeRefresher = refresher;
     return {
       ipam,
       refreshPool: async () => {
-        await activeRefresher.refreshNow();
+        await refresher.refreshNow();
       },
-      close: () => shutdown(server, activeRefresher, lock, config.socketPath),
+      close: () => shutdown(server, refresher, lock, config.socketPath),
     };
   } catch (error) {
-    refresher?.stop();
+    stopRefresher();
     await lock.release();
     throw error;
   }

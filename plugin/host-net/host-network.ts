@@ -1,38 +1,50 @@
 /**
  * The one door to the kernel's networking. Everything the plugin reads from or changes in links,
- * addresses, routes and firewall rules goes through a HostNetwork, so the rest of the code reads as
- * intent and tests can substitute a fake.
+ * addresses, routes, sysctls and firewall rules goes through a HostNetwork, so the rest of the code
+ * reads as intent and tests can substitute a recording fake.
  */
 import type { LocalInterface } from "../../ipam-driver/inventory.js";
+import * as iptables from "./iptables.js";
+import * as links from "./links.js";
 import { runTool } from "./run-tool.js";
 
 export type HostNetwork = {
   /** The interfaces of the plugin's network namespace, with MAC, MTU and whether the default route uses them. */
   listInterfaces(): Promise<LocalInterface[]>;
+  createVethPair: typeof links.createVethPair;
+  setLinkUp: typeof links.setLinkUp;
+  deleteLink: typeof links.deleteLink;
+  linkExists: typeof links.linkExists;
+  replaceHostRoute: typeof links.replaceHostRoute;
+  deleteHostRoute: typeof links.deleteHostRoute;
+  readSysctl: typeof links.readSysctl;
+  writeSysctl: typeof links.writeSysctl;
+  setChainRules: typeof iptables.setChainRules;
+  ensureJump: typeof iptables.ensureJump;
+  deleteJump: typeof iptables.deleteJump;
+  deleteChain: typeof iptables.deleteChain;
 };
 
 type IpLink = { ifname?: string; address?: string; mtu?: number; link_type?: string };
 type IpRoute = { dev?: string };
 
-/** The real host, through iproute2's JSON output. */
+async function listInterfaces(): Promise<LocalInterface[]> {
+  const [linkList, routes] = await Promise.all([
+    runTool("ip", ["-j", "link", "show"]),
+    runTool("ip", ["-j", "-4", "route", "show", "default"]),
+  ]);
+  const defaultDevices = new Set((JSON.parse(routes.stdout || "[]") as IpRoute[]).map((route) => route.dev));
+  return (JSON.parse(linkList.stdout || "[]") as IpLink[])
+    .filter((link) => link.link_type === "ether" && link.ifname && link.address)
+    .map((link) => ({
+      name: link.ifname!,
+      macAddress: link.address!.toLowerCase(),
+      mtu: link.mtu ?? 1500,
+      hasDefaultRoute: defaultDevices.has(link.ifname),
+    }));
+}
+
+/** The real host, through iproute2, /proc/sys and iptables. */
 export function createHostNetwork(): HostNetwork {
-  return {
-    async listInterfaces() {
-      const [links, routes] = await Promise.all([
-        runTool("ip", ["-j", "link", "show"]),
-        runTool("ip", ["-j", "-4", "route", "show", "default"]),
-      ]);
-      const defaultDevices = new Set(
-        (JSON.parse(routes.stdout || "[]") as IpRoute[]).map((route) => route.dev),
-      );
-      return (JSON.parse(links.stdout || "[]") as IpLink[])
-        .filter((link) => link.link_type === "ether" && link.ifname && link.address)
-        .map((link) => ({
-          name: link.ifname!,
-          macAddress: link.address!.toLowerCase(),
-          mtu: link.mtu ?? 1500,
-          hasDefaultRoute: defaultDevices.has(link.ifname),
-        }));
-    },
-  };
+  return { listInterfaces, ...links, ...iptables };
 }

@@ -7,22 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import supertest from "supertest";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
-import type { LocalInterface } from "../../ipam-driver/inventory.js";
 import { loadConfig, type PluginConfig } from "../../plugin/config.js";
 import { createLogger, type Logger } from "../../plugin/logger.js";
 import { startService, type RunningService } from "../../plugin/service.js";
-import type { HostNetwork } from "../../plugin/host-net/host-network.js";
+import { createFakeHost, ETH0_MAC, ETH1_MAC, type FakeHost } from "./fake-host.js";
 
-export const ETH0_MAC = "00:0d:3a:00:00:01";
-export const ETH1_MAC = "00:0d:3a:00:00:02";
-
-export const fakeHost: HostNetwork = {
-  listInterfaces: (): Promise<LocalInterface[]> =>
-    Promise.resolve([
-      { name: "eth0", macAddress: ETH0_MAC, mtu: 1500, hasDefaultRoute: true },
-      { name: "eth1", macAddress: ETH1_MAC, mtu: 1500, hasDefaultRoute: false },
-    ]),
-};
+export { ETH0_MAC, ETH1_MAC };
 
 /** eth0 in 10.1.0.0/24 with `count` secondaries from 10.1.0.5; eth1 in 10.2.0.0/24 with two. */
 export function twoNicPool(count = 4): PoolFile {
@@ -54,6 +44,7 @@ export type PluginUnderTest = {
   stateFile: string;
   poolFile: string;
   logs: string[];
+  host: FakeHost;
   service: RunningService;
   /** supertest over the unix socket. */
   api(): supertest.Agent;
@@ -72,6 +63,7 @@ export async function startPlugin(
   await writeFile(poolFile, JSON.stringify(options.pool ?? twoNicPool()));
   const logs: string[] = [];
   const logger: Logger = createLogger("debug", (line) => logs.push(line));
+  const host = createFakeHost();
   const base = loadConfig(
     [
       "--socket",
@@ -86,7 +78,7 @@ export async function startPlugin(
     {},
   );
   const start = (overrides?: Partial<PluginConfig>) =>
-    startService({ ...base, ...options.config, ...overrides }, { logger, host: fakeHost, minSpacingMs: 10 });
+    startService({ ...base, ...options.config, ...overrides }, { logger, host, minSpacingMs: 10 });
   let service: RunningService | undefined = await start();
   const handle: PluginUnderTest = {
     dir,
@@ -94,6 +86,7 @@ export async function startPlugin(
     stateFile: join(dir, "state", "state.json"),
     poolFile,
     logs,
+    host,
     get service() {
       return service!;
     },

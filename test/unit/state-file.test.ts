@@ -20,7 +20,11 @@ describe("state file", () => {
 
   it("starts empty, writes each change as formatted JSON with mode 0600 and leaves no temporary file", async () => {
     const file = await StateFile.open(path, pluginStateCodec);
-    expect(file.current).to.deep.equal({ version: 1, ipam: { pools: {}, reservations: {} } });
+    expect(file.current).to.deep.equal({
+      version: 1,
+      ipam: { pools: {}, reservations: {} },
+      driver: { networks: {}, endpoints: {}, savedSysctls: {} },
+    });
     await file.update((draft) => {
       draft.ipam.reservations["10.1.0.5"] = {
         address: "10.1.0.5",

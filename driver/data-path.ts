@@ -1,0 +1,36 @@
+/**
+ * What differs between the two modes, behind one shape: how a network and an endpoint are wired on
+ * the host, which gateway the container gets, and where its traffic crosses the host's firewall.
+ */
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
+import type { TrafficPath } from "./network-setup.js";
+import {
+  setupTransparentEndpoint,
+  teardownTransparentEndpoint,
+  transparentTrafficPath,
+} from "./transparent.js";
+
+export type EndpointLinks = { hostEnd: string; containerEnd: string };
+
+export type DataPath = {
+  trafficPath(network: NetworkRecord): TrafficPath;
+  /** Host changes of the network itself, beyond forwarding and the firewall rules. */
+  setupNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
+  teardownNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
+  /** Wires the endpoint; `containerEnd` is the interface Docker moves into the container. */
+  setupEndpoint(host: HostNetwork, network: NetworkRecord, endpoint: EndpointRecord): Promise<EndpointLinks>;
+  teardownEndpoint(host: HostNetwork, network: NetworkRecord, endpoint: EndpointRecord): Promise<void>;
+  /** The container's default gateway. */
+  gateway(network: NetworkRecord): string;
+};
+
+export const transparentDataPath: DataPath = {
+  trafficPath: transparentTrafficPath,
+  setupNetwork: () => Promise.resolve(),
+  teardownNetwork: () => Promise.resolve(),
+  setupEndpoint: setupTransparentEndpoint,
+  teardownEndpoint: teardownTransparentEndpoint,
+  // On-link for the container (its address has the subnet's length); the host answers its ARP.
+  gateway: (network) => network.gateway,
+};

@@ -1,0 +1,122 @@
+/**
+ * Parsing and checking CreateNetwork and the ids of the other calls, once at the edge: `-o` options,
+ * `--internal`, `--ipv6`, and the IPAM data the network is built from.
+ */
+import { parseIp, parsePrefix, type IpAddress } from "../ipam-driver/ip.js";
+import { InvalidParameterError } from "../plugin/errors.js";
+import { stringField, type RequestBody } from "../plugin/request-fields.js";
+import type { NetworkMode } from "./driver-state.js";
+import { ENABLE_IPV6_OPTION, GENERIC_OPTIONS, INTERNAL_OPTION } from "./types.js";
+
+/** Reached with the container's own address unless `-o vnet-ranges=` says otherwise: the private ranges. */
+export const DEFAULT_VNET_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+const MODE_OPTIONS = ["mode", "com.microsoft.azure.network.mode"];
+const MTU_OPTIONS = ["mtu", "com.docker.network.driver.mtu"];
+const VNET_RANGES_OPTION = "vnet-ranges";
+const MODES: NetworkMode[] = ["transparent", "bridge"];
+
+export type CreateNetworkRequest = {
+  networkId: string;
+  mode: NetworkMode;
+  mtu: number | undefined;
+  vnetRanges: string[];
+  internal: boolean;
+  /** The subnet gateway the IPAM driver chose; it identifies the NIC subnet. */
+  gateway: IpAddress;
+};
+
+/** Docker's 64-hex ids; we accept 12 or more hex digits and refuse anything else. */
+export function dockerId(body: RequestBody, name: "NetworkID" | "EndpointID"): string {
+  const id = stringField(body, name, true);
+  if (!/^[0-9a-f]{12,64}$/.test(id)) {
+    throw new InvalidParameterError(
+      `"${name}" ${JSON.stringify(id.slice(0, 70))} is not a Docker id (12 to 64 lower-case hex digits)`,
+    );
+  }
+  return id;
+}
+
+export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
+  const networkId = dockerId(body, "NetworkID");
+  const options = objectField(body, "Options");
+  if (options[ENABLE_IPV6_OPTION] === true) {
+    throw new InvalidParameterError("the azure network driver does not support IPv6 yet", {
+      hint: "create the network without --ipv6",
+    });
+  }
+  const generic = options[GENERIC_OPTIONS] === undefined ? {} : objectField(options, GENERIC_OPTIONS);
+  let mode: NetworkMode = "transparent";
+  let mtu: number | undefined;
+  let vnetRanges = DEFAULT_VNET_RANGES;
+  for (const [key, raw] of Object.entries(generic)) {
+    const value = typeof raw === "string" ? raw : String(raw);
+    if (MODE_OPTIONS.includes(key)) {
+      if (!MODES.includes(value as NetworkMode)) {
+        throw new InvalidParameterError(`-o ${key}=${value} is not a mode`, {
+          hint: `use ${MODES.join(" or ")}`,
+        });
+      }
+      mode = value as NetworkMode;
+    } else if (MTU_OPTIONS.includes(key)) {
+      mtu = Number(value);
+      if (!/^\d+$/.test(value) || mtu < 576 || mtu > 9000) {
+        throw new InvalidParameterError(`-o ${key}=${value} is not a usable MTU`, {
+          hint: "give a number from 576 to 9000",
+        });
+      }
+    } else if (key === VNET_RANGES_OPTION) {
+      vnetRanges = parseRanges(value);
+    } else {
+      throw new InvalidParameterError(`unknown option -o ${key}`, {
+        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION].map((k) => `${k}=...`).join(", ")}`,
+      });
+    }
+  }
+  return {
+    networkId,
+    mode,
+    mtu,
+    vnetRanges,
+    internal: options[INTERNAL_OPTION] === true,
+    gateway: ipv4Gateway(body),
+  };
+}
+
+function parseRanges(value: string): string[] {
+  const ranges = value
+    .split(",")
+    .map((text) => text.trim())
+    .filter((text) => text !== "");
+  return ranges.map((text) => {
+    const prefix = parsePrefix(text);
+    if (!prefix || prefix.family !== 4) {
+      throw new InvalidParameterError(`-o vnet-ranges: ${JSON.stringify(text)} is not an IPv4 prefix`, {
+        hint: "list the VNet, peered and on-premises ranges as network/length, separated by commas",
+      });
+    }
+    return prefix.text;
+  });
+}
+
+function ipv4Gateway(body: RequestBody): IpAddress {
+  const data = body.IPv4Data;
+  const first: unknown = Array.isArray(data) ? data[0] : undefined;
+  const gatewayText =
+    typeof first === "object" && first !== null ? (first as RequestBody).Gateway : undefined;
+  const gateway = typeof gatewayText === "string" ? parseIp(gatewayText.split("/")[0]!) : undefined;
+  if (!gateway) {
+    throw new InvalidParameterError("the network has no IPv4 gateway from its IPAM driver", {
+      hint: "create azure networks with --ipam-driver azure",
+    });
+  }
+  return gateway;
+}
+
+function objectField(body: RequestBody, name: string): RequestBody {
+  const value = body[name];
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value))
+    throw new InvalidParameterError(`"${name}" must be an object`);
+  return value as RequestBody;
+}

@@ -1,0 +1,89 @@
+/**
+ * A network's host changes that do not depend on its containers: IPv4 forwarding, a filter chain that
+ * lets (or, for --internal, stops) container traffic through FORWARD, and a nat chain that source-NATs
+ * traffic leaving the VNet's ranges to the NIC's primary IP. All rules live in chains the plugin owns;
+ * the built-in chains only get one commented jump each.
+ */
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { NetworkRecord } from "./driver-state.js";
+import { forwardChainName, natChainName, ruleComment } from "./names.js";
+
+/** Azure DNS and the wireserver: containers must reach it with their own address. */
+export const AZURE_DNS = "168.63.129.16/32";
+export const FORWARDING_SYSCTL = "net/ipv4/ip_forward";
+
+/** Where a network's container traffic enters and leaves the host, for the FORWARD and NAT rules. */
+export type TrafficPath = {
+  /** The interface container traffic leaves the VM by. */
+  egress: string;
+  /** Matches packets coming from this network's containers. */
+  fromContainers: string[];
+  /** Matches packets going to them. */
+  toContainers: string[];
+};
+
+/** The nat chain's rules: keep the container's address inside the VNet's ranges, SNAT the rest. */
+export function natRules(network: NetworkRecord): string[][] {
+  return [
+    ["-s", `${network.primary}/32`, "-j", "RETURN"],
+    ...[network.subnet, AZURE_DNS, ...network.vnetRanges].map((range) => ["-d", range, "-j", "RETURN"]),
+    ["-j", "SNAT", "--to-source", network.primary],
+  ];
+}
+
+/** The filter chain's rules: everything for a normal network; only container-to-container for --internal. */
+export function forwardRules(network: NetworkRecord, path: TrafficPath): string[][] {
+  if (!network.internal) return [["-j", "ACCEPT"]];
+  return [
+    ["-o", path.egress, "-j", "DROP"],
+    ["-i", path.egress, "-j", "DROP"],
+    ["-j", "ACCEPT"],
+  ];
+}
+
+/** Makes the network's chains and jumps exactly what they should be; safe to repeat. */
+export async function ensureNetworkRules(
+  host: HostNetwork,
+  network: NetworkRecord,
+  path: TrafficPath,
+): Promise<void> {
+  const comment = ruleComment(network.id);
+  const forward = forwardChainName(network.id);
+  await host.setChainRules("filter", forward, forwardRules(network, path));
+  await host.ensureJump("filter", "FORWARD", forward, path.fromContainers, comment);
+  await host.ensureJump("filter", "FORWARD", forward, path.toContainers, comment);
+  if (network.internal) return;
+  const nat = natChainName(network.id);
+  await host.setChainRules("nat", nat, natRules(network));
+  await host.ensureJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment);
+}
+
+/** Removes the network's jumps and chains; absent ones are fine. */
+export async function deleteNetworkRules(
+  host: HostNetwork,
+  network: NetworkRecord,
+  path: TrafficPath,
+): Promise<void> {
+  const comment = ruleComment(network.id);
+  const forward = forwardChainName(network.id);
+  const nat = natChainName(network.id);
+  await host.deleteJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment);
+  await host.deleteChain("nat", nat);
+  await host.deleteJump("filter", "FORWARD", forward, path.fromContainers, comment);
+  await host.deleteJump("filter", "FORWARD", forward, path.toContainers, comment);
+  await host.deleteChain("filter", forward);
+}
+
+/**
+ * Turns on IPv4 forwarding, remembering the value it had (into `saved`) so the last network can put
+ * it back.
+ */
+export async function enableForwarding(host: HostNetwork, saved: Record<string, string>): Promise<void> {
+  saved[FORWARDING_SYSCTL] ??= await host.readSysctl(FORWARDING_SYSCTL);
+  await host.writeSysctl(FORWARDING_SYSCTL, "1");
+}
+
+/** Puts back every sysctl in `saved`. */
+export async function restoreSysctls(host: HostNetwork, saved: Record<string, string>): Promise<void> {
+  for (const [key, value] of Object.entries(saved)) await host.writeSysctl(key, value);
+}

@@ -1,0 +1,85 @@
+/**
+ * iptables chains the plugin owns. The plugin only ever adds one jump into a built-in chain and keeps
+ * everything else in its own chains, which it may flush at will; nobody else's rules are flushed,
+ * reordered or touched. `-w` waits for the xtables lock that dockerd also takes.
+ */
+import { UnavailableError } from "../errors.js";
+import { checkChainName, checkComment } from "./names.js";
+import { runTool } from "./run-tool.js";
+
+export type Table = "filter" | "nat";
+
+const iptables = (args: string[]) => runTool("iptables", ["-w", "5", ...args]);
+
+/** Creates `chain` if missing and makes its rules exactly `rules`. */
+export async function setChainRules(table: Table, chain: string, rules: string[][]): Promise<void> {
+  checkChainName(chain);
+  await iptables(["-t", table, "-N", chain]).catch((error: Error) => {
+    if (!/already exists/.test(error.message)) throw error;
+  });
+  await iptables(["-t", table, "-F", chain]);
+  for (const rule of rules) await iptables(["-t", table, "-A", chain, ...rule]);
+}
+
+/** Adds a jump from a built-in chain to ours, once; `match` narrows which packets jump. */
+export async function ensureJump(
+  table: Table,
+  from: string,
+  to: string,
+  match: string[],
+  comment: string,
+): Promise<void> {
+  const rule = jumpRule(to, match, comment);
+  if (await ruleExists(table, from, rule)) return;
+  await iptables(["-t", table, "-I", from, "1", ...rule]);
+}
+
+export async function deleteJump(
+  table: Table,
+  from: string,
+  to: string,
+  match: string[],
+  comment: string,
+): Promise<void> {
+  const rule = jumpRule(to, match, comment);
+  while (await ruleExists(table, from, rule)) await iptables(["-t", table, "-D", from, ...rule]);
+}
+
+/** Flushes and deletes our chain; a missing chain is not an error. */
+export async function deleteChain(table: Table, chain: string): Promise<void> {
+  checkChainName(chain);
+  for (const step of ["-F", "-X"]) {
+    await iptables(["-t", table, step, chain]).catch((error: Error) => {
+      if (!/No chain|does not exist/.test(error.message)) throw error;
+    });
+  }
+}
+
+/** The rules of one of our chains, as `iptables -S` prints them. */
+export async function listChain(table: Table, chain: string): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await iptables(["-t", table, "-S", checkChainName(chain)]);
+    return stdout.split("\n").filter((line) => line.startsWith("-A "));
+  } catch (error) {
+    if (error instanceof UnavailableError && /No chain|does not exist/.test(error.message)) return undefined;
+    throw error;
+  }
+}
+
+function jumpRule(to: string, match: string[], comment: string): string[] {
+  return [...match, "-m", "comment", "--comment", checkComment(comment), "-j", checkChainName(to)];
+}
+
+async function ruleExists(table: Table, chain: string, rule: string[]): Promise<boolean> {
+  try {
+    await iptables(["-t", table, "-C", chain, ...rule]);
+    return true;
+  } catch (error) {
+    if (
+      error instanceof UnavailableError &&
+      /does a matching rule exist|Bad rule|No chain/.test(error.message)
+    )
+      return false;
+    throw error;
+  }
+}

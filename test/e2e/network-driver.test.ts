@@ -1,0 +1,223 @@
+/**
+ * The product, end to end: `docker network create -d azure --ipam-driver azure` and `docker run` on a
+ * real dockerd inside an emulated Azure VNet, in each data-path mode. Each item of the network-driver
+ * issue is one assertion: addresses, one interface, reachability from the other VM and on-premises
+ * without NAT, internet through the VM's public address, name resolution, --ip, exhaustion, and a host
+ * left exactly as it was. Root only.
+ */
+import { expect } from "chai";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAzureEndpoints, startPluginInVm, type PluginProcess } from "../helpers/azure-vm.js";
+import { startDockerd, type Dockerd } from "../helpers/dockerd.js";
+import { snapshotHost, type HostSnapshot } from "../helpers/host-snapshot.js";
+import { createVnet, INET_HOST_IP, ONPREM_HOST_IP, type Vnet } from "../helpers/vnet.js";
+
+const SECONDARIES = ["10.1.0.5", "10.1.0.6", "10.1.0.7", "10.1.0.8"];
+const VM1 = {
+  name: "vm1",
+  mac: "00:0d:3a:00:00:01",
+  primary: "10.1.0.4",
+  secondaries: SECONDARIES,
+  publicIp: "198.51.100.4",
+};
+const VM2 = { name: "vm2", mac: "00:0d:3a:00:00:02", primary: "10.1.0.10" };
+const HTTP_PORT = 8080;
+
+type NetworkInspect = { IPAM: { Config: { Subnet?: string; Gateway?: string }[] } }[];
+
+for (const mode of ["transparent"] as const) {
+  describe(`e2e: the azure network driver in ${mode} mode on an emulated Azure VNet`, function () {
+    this.timeout(180_000);
+    let vnet: Vnet | undefined;
+    let dockerd: Dockerd;
+    let plugin: PluginProcess;
+    let dir: string;
+    let pristine: HostSnapshot;
+
+    const docker = (...args: string[]) => dockerd.docker(args);
+    const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
+    const createNetwork = (name: string, ...args: string[]) =>
+      dockerOk(
+        "network",
+        "create",
+        "-d",
+        "azure",
+        "--ipam-driver",
+        "azure",
+        "-o",
+        `mode=${mode}`,
+        ...args,
+        name,
+      );
+    const ipOf = (container: string) =>
+      dockerOk("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container);
+
+    before(async () => {
+      if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (network namespaces, dockerd)");
+      dir = await mkdtemp(join(tmpdir(), `azure-vnet-${mode}-`));
+      vnet = await createVnet({ vms: [VM1, VM2] });
+      await startAzureEndpoints(vnet, "vm1", dir);
+      const pluginsDir = join(dir, "plugins");
+      plugin = await startPluginInVm(vnet, "vm1", { pluginsDir });
+      dockerd = await startDockerd(vnet, "vm1", { pluginsDir });
+      await dockerd.importBusybox();
+      pristine = await snapshotHost(vnet, "vm1");
+    });
+
+    after(async () => {
+      await vnet?.teardown();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it("a. creates a network without --subnet (0.0.0.0/0, Azure gateway) and with --subnet", async () => {
+      await createNetwork("az-any");
+      const any = JSON.parse(await dockerOk("network", "inspect", "az-any")) as NetworkInspect;
+      expect(any[0]!.IPAM.Config).to.deep.equal([{ Subnet: "0.0.0.0/0", Gateway: "10.1.0.1" }]);
+      const out = await dockerOk(
+        "run",
+        "--rm",
+        "--network",
+        "az-any",
+        "busybox:local",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+      );
+      expect(out).to.match(/inet 10\.1\.0\.[5-8]\/24 /);
+      await dockerOk("network", "rm", "az-any");
+
+      await createNetwork("vnet", "--subnet", "10.1.0.0/24");
+      const inspect = JSON.parse(await dockerOk("network", "inspect", "vnet")) as NetworkInspect;
+      expect(inspect[0]!.IPAM.Config[0]!.Subnet).to.equal("10.1.0.0/24");
+    });
+
+    it("b. gives a container a secondary IP, exactly one interface besides lo, a default route and the NIC's MTU", async () => {
+      const out = await dockerOk(
+        "run",
+        "--rm",
+        "--network",
+        "vnet",
+        "busybox:local",
+        "sh",
+        "-c",
+        "ip -o link; echo ---; ip -o -4 addr; echo ---; ip route",
+      );
+      const [links, addrs, routes] = out.split("---\n");
+      const names = links!
+        .trim()
+        .split("\n")
+        .map((line) => line.split(":")[1]!.trim().split("@")[0]);
+      expect(names).to.deep.equal(["lo", "eth0"]);
+      expect(links).to.match(/eth0@\S+: .* mtu 1500 /);
+      const address = /eth0\s+inet (\S+)/.exec(addrs!)?.[1];
+      expect(SECONDARIES.map((a) => `${a}/24`)).to.include(address);
+      expect(routes).to.match(/^default via 10\.1\.0\.1 dev eth0/m);
+    });
+
+    it("c. the other VM reaches the container by its address, and each sees the other's own address", async () => {
+      await dockerOk(
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "vnet",
+        "--ip",
+        "10.1.0.5",
+        "busybox:local",
+        "httpd",
+        "-f",
+        "-vv",
+        "-p",
+        String(HTTP_PORT),
+        "-h",
+        "/",
+      );
+      const probe = await vnet!.tcpProbe("vm2", "10.1.0.5", HTTP_PORT, { payload: "GET / HTTP/1.0\r\n\r\n" });
+      expect(probe.connected, probe.error).to.equal(true);
+      expect(probe.data).to.match(/^HTTP\/1\.[01] /);
+      const logs = await docker("logs", "c1");
+      expect(logs.stdout + logs.stderr, "the container saw vm2's own address").to.contain("10.1.0.10");
+
+      const recorder = await vnet!.startTcpRecorder("vm2", VM2.primary, 9090);
+      try {
+        await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${VM2.primary} 9090`);
+        const [connection] = await recorder.waitForConnections(1);
+        expect(connection!.remoteAddress, "vm2 saw the container's own address").to.equal("10.1.0.5");
+      } finally {
+        await recorder.close();
+      }
+    });
+
+    it("d. an on-premises host reaches the container and is reached by it, without NAT", async () => {
+      const probe = await vnet!.tcpProbe("onprem", "10.1.0.5", HTTP_PORT, {
+        payload: "GET / HTTP/1.0\r\n\r\n",
+      });
+      expect(probe.connected, probe.error).to.equal(true);
+      const recorder = await vnet!.startTcpRecorder("onprem", ONPREM_HOST_IP, 9091);
+      try {
+        await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${ONPREM_HOST_IP} 9091`);
+        const [connection] = await recorder.waitForConnections(1);
+        expect(connection!.remoteAddress).to.equal("10.1.0.5");
+      } finally {
+        await recorder.close();
+      }
+    });
+
+    it("e. an internet host sees the container's traffic arrive from the VM's public address", async () => {
+      const recorder = await vnet!.startTcpRecorder("inet", INET_HOST_IP, 9092);
+      try {
+        await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${INET_HOST_IP} 9092`);
+        const [connection] = await recorder.waitForConnections(1);
+        expect(connection!.remoteAddress).to.equal(VM1.publicIp);
+      } finally {
+        await recorder.close();
+      }
+    });
+
+    it("f. two containers on the VM reach each other, by name through Docker's embedded DNS", async () => {
+      const out = await dockerOk(
+        "run",
+        "--rm",
+        "--network",
+        "vnet",
+        "busybox:local",
+        "sh",
+        "-c",
+        "nslookup c1 127.0.0.11 && ping -c 1 -W 2 c1",
+      );
+      expect(out).to.contain("10.1.0.5");
+      expect(out).to.match(/1 packets received/);
+    });
+
+    it("g. --ip gives that address; containers beyond the pool one after another work; one too many at once fails clearly", async () => {
+      expect(await ipOf("c1")).to.equal("10.1.0.5");
+      for (let i = 0; i < SECONDARIES.length + 2; i++) {
+        await dockerOk("run", "--rm", "--network", "vnet", "busybox:local", "true");
+      }
+      for (const name of ["c2", "c3", "c4"])
+        await dockerOk("run", "-d", "--name", name, "--network", "vnet", "busybox:local", "sleep", "600");
+      const held = await Promise.all(["c1", "c2", "c3", "c4"].map(ipOf));
+      expect([...held].sort()).to.deep.equal(SECONDARIES);
+      const extra = await docker("run", "--rm", "--network", "vnet", "busybox:local", "true");
+      expect(extra.code).to.not.equal(0);
+      expect(extra.stderr).to.contain(
+        "no free address on eth0 (10.1.0.0/24): 4 of 4 secondary IPs in use — add IP configurations to the NIC, or remove containers that no longer run",
+      );
+    });
+
+    it("h. after the containers and the network are gone, the host is exactly as before", async () => {
+      await dockerOk("rm", "-f", "c1", "c2", "c3", "c4");
+      await dockerOk("network", "rm", "vnet");
+      const after = await snapshotHost(vnet!, "vm1");
+      expect(after).to.deep.equal(pristine);
+      const status = await plugin.status();
+      expect(status.pool[0]).to.deep.include({ free: SECONDARIES, inUse: [] });
+    });
+  });
+}

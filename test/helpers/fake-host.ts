@@ -1,0 +1,62 @@
+/**
+ * A HostNetwork that changes nothing and records every call, for API tests of the drivers without
+ * root. Its interfaces are eth0 (default route) and eth1; `failOn` makes a chosen call fail once.
+ */
+import type { LocalInterface } from "../../ipam-driver/inventory.js";
+import type { HostNetwork } from "../../plugin/host-net/host-network.js";
+import { UnavailableError } from "../../plugin/errors.js";
+
+export const ETH0_MAC = "00:0d:3a:00:00:01";
+export const ETH1_MAC = "00:0d:3a:00:00:02";
+
+export type FakeHost = HostNetwork & {
+  calls: { name: string; args: unknown[] }[];
+  links: Set<string>;
+  sysctls: Map<string, string>;
+  /** The next call named `name` throws. */
+  failOn(name: keyof HostNetwork): void;
+};
+
+export function createFakeHost(): FakeHost {
+  const calls: FakeHost["calls"] = [];
+  const links = new Set<string>();
+  const sysctls = new Map<string, string>([["net/ipv4/ip_forward", "0"]]);
+  const failures = new Set<string>();
+  const record =
+    <A extends unknown[], R>(name: keyof HostNetwork, effect: (...args: A) => R) =>
+    (...args: A): Promise<Awaited<R>> => {
+      calls.push({ name, args });
+      if (failures.delete(name)) return Promise.reject(new UnavailableError(`injected failure of ${name}`));
+      return Promise.resolve(effect(...args)) as Promise<Awaited<R>>;
+    };
+  const interfaces: LocalInterface[] = [
+    { name: "eth0", macAddress: ETH0_MAC, mtu: 1500, hasDefaultRoute: true },
+    { name: "eth1", macAddress: ETH1_MAC, mtu: 1500, hasDefaultRoute: false },
+  ];
+  return {
+    calls,
+    links,
+    sysctls,
+    failOn: (name) => failures.add(name),
+    listInterfaces: () => Promise.resolve(interfaces),
+    createVethPair: record("createVethPair", (hostEnd: string, peerEnd: string) => {
+      links.add(hostEnd);
+      links.add(peerEnd);
+    }),
+    setLinkUp: record("setLinkUp", () => undefined),
+    deleteLink: record("deleteLink", (name: string) => {
+      links.delete(name);
+    }),
+    linkExists: record("linkExists", (name: string) => links.has(name)),
+    replaceHostRoute: record("replaceHostRoute", () => undefined),
+    deleteHostRoute: record("deleteHostRoute", () => undefined),
+    readSysctl: record("readSysctl", (key: string) => sysctls.get(key) ?? "0"),
+    writeSysctl: record("writeSysctl", (key: string, value: string) => {
+      sysctls.set(key, value);
+    }),
+    setChainRules: record("setChainRules", () => undefined),
+    ensureJump: record("ensureJump", () => undefined),
+    deleteJump: record("deleteJump", () => undefined),
+    deleteChain: record("deleteChain", () => undefined),
+  };
+}

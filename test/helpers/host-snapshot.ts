@@ -1,0 +1,75 @@
+/**
+ * A comparable picture of one namespace's networking — links, addresses, routes, permanent neighbour
+ * entries, iptables and ebtables rules, and the sysctls the plugin may touch — so a test can assert
+ * that teardown left the host exactly as it found it.
+ */
+import { pollUntil } from "./run.js";
+import type { Vnet } from "./vnet.js";
+
+export type HostSnapshot = Record<string, unknown>;
+
+const SYSCTLS = [
+  "net.ipv4.ip_forward",
+  "net.ipv4.conf.all.forwarding",
+  "net.ipv4.conf.all.proxy_arp",
+  "net.ipv4.conf.eth0.proxy_arp",
+  "net.ipv4.conf.eth0.forwarding",
+];
+
+type Link = {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  master?: string;
+  flags?: string[];
+  operstate?: string;
+};
+type Addr = { ifname: string; addr_info: { local: string; prefixlen: number; scope?: string }[] };
+type Neighbour = { dst: string; dev: string; lladdr?: string; state?: string[] };
+
+export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapshot> {
+  // A new link's IPv6 address is tentative (and has no local route) until duplicate detection ends.
+  await pollUntil(
+    "IPv6 duplicate address detection to finish",
+    async () => {
+      return (await vnet.execOk(host, ["ip", "-6", "addr", "show", "tentative"])).stdout.trim() === "";
+    },
+    { timeoutMs: 10_000 },
+  );
+  const json = async <T>(argv: string[]) => JSON.parse((await vnet.execOk(host, argv)).stdout || "[]") as T;
+  const links = await json<Link[]>(["ip", "-j", "link", "show"]);
+  const addresses = await json<Addr[]>(["ip", "-j", "addr", "show"]);
+  const routes = await json<object[]>(["ip", "-j", "route", "show", "table", "all"]);
+  const neighbours = await json<Neighbour[]>(["ip", "-j", "neigh", "show"]);
+  const iptables = (await vnet.execOk(host, ["iptables-save"])).stdout;
+  const ebtables = (await vnet.execOk(host, ["ebtables-save"])).stdout;
+  const sysctls = await Promise.all(
+    SYSCTLS.map(async (key) => `${key}=${(await vnet.execOk(host, ["sysctl", "-n", key])).stdout.trim()}`),
+  );
+  return {
+    links: links.map((l) => ({
+      name: l.ifname,
+      address: l.address,
+      mtu: l.mtu,
+      master: l.master,
+      flags: l.flags,
+    })),
+    addresses: addresses.map((a) => ({
+      name: a.ifname,
+      addresses: a.addr_info.map((i) => `${i.local}/${i.prefixlen} ${i.scope ?? ""}`),
+    })),
+    routes,
+    // Learned entries come and go with traffic; the plugin only ever adds permanent ones.
+    neighbours: neighbours.filter((n) => n.state?.includes("PERMANENT")),
+    iptables: stripCounters(iptables),
+    ebtables: stripCounters(ebtables),
+    sysctls,
+  };
+}
+
+function stripCounters(save: string): string[] {
+  return save
+    .split("\n")
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => line.replace(/\[\d+:\d+\]/g, "").replace(/ -c \d+ \d+/g, ""));
+}
