@@ -27,7 +27,7 @@ export function createFakeHost(): FakeHost {
     (...args: A): Promise<Awaited<R>> => {
       calls.push({ name, args });
       if (failures.delete(name)) return Promise.reject(new UnavailableError(`injected failure of ${name}`));
-      return Promise.resolve(effect(...args)) as Promise<Awaited<R>>;
+      return Promise.resolve(effect(...args));
     };
   const interfaces: LocalInterface[] = [
     { name: "eth0", macAddress: ETH0_MAC, mtu: 1500, hasDefaultRoute: true },
