@@ -19,8 +19,18 @@ export type DataPath = {
   setupNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
   teardownNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
   /** Wires the endpoint; `containerEnd` is the interface Docker moves into the container. */
-  setupEndpoint(host: HostNetwork, network: NetworkRecord, endpoint: EndpointRecord): Promise<EndpointLinks>;
-  teardownEndpoint(host: HostNetwork, network: NetworkRecord, endpoint: EndpointRecord): Promise<void>;
+  setupEndpoint(
+    host: HostNetwork,
+    network: NetworkRecord,
+    endpoint: EndpointRecord,
+    state: DriverState,
+  ): Promise<EndpointLinks>;
+  teardownEndpoint(
+    host: HostNetwork,
+    network: NetworkRecord,
+    endpoint: EndpointRecord,
+    state: DriverState,
+  ): Promise<void>;
   /** The container's default gateway. */
   gateway(network: NetworkRecord): string;
 };

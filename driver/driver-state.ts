@@ -28,6 +28,8 @@ export type EndpointRecord = {
   networkId: string;
   address: string;
   prefixLength: number;
+  /** The container interface's MAC: Docker's if it gave one, else derived from the address. */
+  macAddress: string;
   /** Set once Join created the veth. */
   hostInterface: string | undefined;
   createdAt: string;

@@ -30,3 +30,14 @@ export function forwardChainName(networkId: string): string {
 export function ruleComment(networkId: string): string {
   return `azure-vnet network ${networkId.slice(0, 12)}`;
 }
+
+/**
+ * A container MAC derived from its IPv4 address (locally administered, as CNI plugins do): stable for
+ * an address, unique within the subnet, and telling an operator which container a frame belongs to.
+ * @example containerMac("10.1.0.5") // "0a:58:0a:01:00:05"
+ */
+export function containerMac(address: string): string {
+  return ["0a", "58", ...address.split(".").map((octet) => Number(octet).toString(16).padStart(2, "0"))].join(
+    ":",
+  );
+}

@@ -3,7 +3,7 @@
  * the network's data path (undoing them if a later step fails), and records the result in the state
  * file before answering. Calls are serialised: host changes of two requests never interleave.
  */
-import type { Inventory, Nic, Subnet } from "../ipam-driver/inventory.js";
+import { normalizeMac, type Inventory, type Nic, type Subnet } from "../ipam-driver/inventory.js";
 import { recordEndpointOwner } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains } from "../ipam-driver/ip.js";
 import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../plugin/errors.js";
@@ -13,11 +13,18 @@ import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../plugin/request-fields.js";
 import { SerialQueue } from "../plugin/serial-queue.js";
 import type { StateFile } from "../plugin/state-file.js";
+import { bridgeDataPath } from "./bridge.js";
 import { transparentDataPath, type DataPath } from "./data-path.js";
 import type { EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
+import { containerMac } from "./names.js";
 import { dockerId, parseCreateNetwork } from "./network-options.js";
 import { deleteNetworkRules, enableForwarding, ensureNetworkRules, restoreSysctls } from "./network-setup.js";
-import type { CapabilitiesResponse, EndpointOperInfoResponse, JoinResponse } from "./types.js";
+import type {
+  CapabilitiesResponse,
+  CreateEndpointResponse,
+  EndpointOperInfoResponse,
+  JoinResponse,
+} from "./types.js";
 
 export type NetworkDriverDeps = {
   state: StateFile<PluginState>;
@@ -37,7 +44,7 @@ export class NetworkDriver {
   private readonly now: () => Date;
 
   constructor(private readonly deps: NetworkDriverDeps) {
-    this.dataPaths = { transparent: transparentDataPath, ...deps.dataPaths };
+    this.dataPaths = { transparent: transparentDataPath, bridge: bridgeDataPath, ...deps.dataPaths };
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -52,6 +59,7 @@ export class NetworkDriver {
       const existing = state.networks[request.networkId];
       const network = existing ?? this.newNetworkRecord(request);
       const dataPath = this.dataPath(network.mode);
+      checkNicModes(Object.values(state.networks), network);
       const clash = Object.values(state.networks).find(
         (n) => n.id !== network.id && n.id.slice(0, 5) === network.id.slice(0, 5),
       );
@@ -95,7 +103,7 @@ export class NetworkDriver {
       const dataPath = this.dataPath(network.mode);
       // Endpoints Docker never removed (a crash in between) go with their network.
       for (const endpoint of Object.values(state.endpoints).filter((e) => e.networkId === networkId)) {
-        await dataPath.teardownEndpoint(this.deps.host, network, endpoint);
+        await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state);
       }
       await this.undoNetwork(network, state.savedSysctls);
       await this.deps.state.update((draft) => {
@@ -109,10 +117,11 @@ export class NetworkDriver {
     });
   }
 
-  createEndpoint(body: RequestBody): Promise<Empty> {
+  createEndpoint(body: RequestBody): Promise<CreateEndpointResponse> {
     const networkId = dockerId(body, "NetworkID");
     const endpointId = dockerId(body, "EndpointID");
     const address = interfaceAddress(body);
+    const requestedMac = interfaceMac(body);
     return this.queue.run(async () => {
       const network = this.network(networkId);
       const prefix = parsePrefix(network.subnet)!;
@@ -131,12 +140,14 @@ export class NetworkDriver {
           `endpoint ${endpointId.slice(0, 12)} already exists with address ${existing.address}`,
         );
       }
+      const macAddress = existing?.macAddress ?? requestedMac ?? containerMac(address.address);
       if (!existing) {
         const endpoint: EndpointRecord = {
           id: endpointId,
           networkId,
           address: address.address,
           prefixLength: address.prefixLength ?? prefix.length,
+          macAddress,
           hostInterface: undefined,
           createdAt: this.now().toISOString(),
         };
@@ -145,8 +156,8 @@ export class NetworkDriver {
           recordEndpointOwner(draft.ipam, endpoint.address, endpointId);
         });
       }
-      // Docker fills in what we leave empty; echoing its own values back would fail the endpoint.
-      return {};
+      // Only what Docker left empty may be filled in; echoing its own values back fails the endpoint.
+      return requestedMac ? {} : { Interface: { MacAddress: macAddress } };
     });
   }
 
@@ -173,7 +184,8 @@ export class NetworkDriver {
       const endpoint = state.endpoints[endpointId];
       const network = state.networks[networkId];
       if (!endpoint) return {};
-      if (network) await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint);
+      if (network)
+        await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
       await this.deps.state.update((draft) => {
         delete draft.driver.endpoints[endpointId];
       });
@@ -188,13 +200,19 @@ export class NetworkDriver {
       const network = this.network(networkId);
       const endpoint = this.endpoint(endpointId);
       const dataPath = this.dataPath(network.mode);
-      const { hostEnd, containerEnd } = await dataPath.setupEndpoint(this.deps.host, network, endpoint);
+      const state = this.deps.state.current.driver;
+      const { hostEnd, containerEnd } = await dataPath.setupEndpoint(
+        this.deps.host,
+        network,
+        endpoint,
+        state,
+      );
       try {
         await this.deps.state.update((draft) => {
           draft.driver.endpoints[endpointId]!.hostInterface = hostEnd;
         });
       } catch (error) {
-        await dataPath.teardownEndpoint(this.deps.host, network, endpoint).catch(() => undefined);
+        await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state).catch(() => undefined);
         throw error;
       }
       return {
@@ -214,7 +232,7 @@ export class NetworkDriver {
       const network = state.networks[networkId];
       const endpoint = state.endpoints[endpointId];
       if (!network || !endpoint) return {};
-      await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint);
+      await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
       await this.deps.state.update((draft) => {
         draft.driver.endpoints[endpointId]!.hostInterface = undefined;
       });
@@ -310,6 +328,36 @@ export class NetworkDriver {
       });
     return endpoint;
   }
+}
+
+/** One NIC serves one mode: bridge mode moves the NIC's addresses, which transparent mode relies on. */
+function checkNicModes(networks: NetworkRecord[], network: NetworkRecord): void {
+  const other = networks.find(
+    (n) => n.id !== network.id && n.interfaceName === network.interfaceName && n.mode !== network.mode,
+  );
+  if (other) {
+    throw new ConflictError(
+      `${network.interfaceName} already carries ${other.mode} network ${other.id.slice(0, 12)}`,
+      {
+        hint: `a NIC serves one mode at a time; use -o mode=${other.mode} or remove that network first`,
+      },
+    );
+  }
+  if (network.mode === "bridge" && network.internal) {
+    throw new InvalidParameterError("--internal networks need transparent mode", {
+      hint: "bridged containers reach the NIC at layer 2, past the host's firewall; drop -o mode=bridge",
+    });
+  }
+}
+
+function interfaceMac(body: RequestBody): string | undefined {
+  const iface = body.Interface as RequestBody | undefined;
+  const text = typeof iface === "object" && iface !== null ? iface.MacAddress : undefined;
+  if (text === undefined || text === "") return undefined;
+  const mac = typeof text === "string" ? normalizeMac(text) : undefined;
+  if (!mac)
+    throw new InvalidParameterError(`"Interface.MacAddress" ${JSON.stringify(text)} is not a MAC address`);
+  return mac;
 }
 
 function interfaceAddress(body: RequestBody): { address: string; prefixLength: number | undefined } {

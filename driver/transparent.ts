@@ -25,7 +25,7 @@ export async function setupTransparentEndpoint(
   const containerEnd = containerVethName(network.id, endpoint.id);
   // A repeated Join (or one after a crash) starts from a clean slate.
   await host.deleteLink(hostEnd);
-  await host.createVethPair(hostEnd, containerEnd, network.mtu);
+  await host.createVethPair(hostEnd, containerEnd, network.mtu, endpoint.macAddress);
   try {
     await host.setLinkUp(hostEnd);
     // The container believes the whole subnet is on its link; the host answers its ARP requests for

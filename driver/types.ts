@@ -6,6 +6,8 @@ export type CapabilitiesResponse = { Scope: "local"; ConnectivityScope: "local" 
 
 export type EndpointInterface = { Address?: string; AddressIPv6?: string; MacAddress?: string };
 
+export type CreateEndpointResponse = { Interface?: EndpointInterface };
+
 export type StaticRoute = { Destination: string; RouteType: 0 | 1; NextHop?: string };
 
 export type JoinResponse = {

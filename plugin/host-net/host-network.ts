@@ -4,6 +4,7 @@
  * reads as intent and tests can substitute a recording fake.
  */
 import type { LocalInterface } from "../../ipam-driver/inventory.js";
+import * as ebtables from "./ebtables.js";
 import * as iptables from "./iptables.js";
 import * as links from "./links.js";
 import { runTool } from "./run-tool.js";
@@ -23,6 +24,18 @@ export type HostNetwork = {
   ensureJump: typeof iptables.ensureJump;
   deleteJump: typeof iptables.deleteJump;
   deleteChain: typeof iptables.deleteChain;
+  createBridge: typeof links.createBridge;
+  setLinkMaster: typeof links.setLinkMaster;
+  linkMaster: typeof links.linkMaster;
+  listIpv4Addresses: typeof links.listIpv4Addresses;
+  addIpv4Address: typeof links.addIpv4Address;
+  deleteIpv4Address: typeof links.deleteIpv4Address;
+  listManagedRoutes: typeof links.listManagedRoutes;
+  replaceRoute: typeof links.replaceRoute;
+  setBridgeChainRules: typeof ebtables.setBridgeChainRules;
+  ensureBridgeJump: typeof ebtables.ensureBridgeJump;
+  deleteBridgeJump: typeof ebtables.deleteBridgeJump;
+  deleteBridgeChain: typeof ebtables.deleteBridgeChain;
 };
 
 type IpLink = { ifname?: string; address?: string; mtu?: number; link_type?: string };
@@ -46,5 +59,5 @@ async function listInterfaces(): Promise<LocalInterface[]> {
 
 /** The real host, through iproute2, /proc/sys and iptables. */
 export function createHostNetwork(): HostNetwork {
-  return { listInterfaces, ...links, ...iptables };
+  return { listInterfaces, ...links, ...iptables, ...ebtables };
 }

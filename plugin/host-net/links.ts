@@ -7,8 +7,18 @@ import { UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
 import { runTool } from "./run-tool.js";
 
-/** Creates a veth pair with both ends at `mtu`; the host end stays here, the peer is for Docker to move. */
-export async function createVethPair(hostEnd: string, peerEnd: string, mtu: number): Promise<void> {
+/**
+ * Creates a veth pair with both ends at `mtu`; the host end stays here, the peer is for Docker to move.
+ * `peerMac` fixes the container's MAC, so the data path knows it before Docker configures anything.
+ */
+export async function createVethPair(
+  hostEnd: string,
+  peerEnd: string,
+  mtu: number,
+  peerMac?: string,
+): Promise<void> {
+  const peer = ["peer", "name", checkInterfaceName(peerEnd), "mtu", String(mtu)];
+  if (peerMac !== undefined) peer.push("address", checkMac(peerMac));
   await runTool("ip", [
     "link",
     "add",
@@ -17,11 +27,7 @@ export async function createVethPair(hostEnd: string, peerEnd: string, mtu: numb
     String(mtu),
     "type",
     "veth",
-    "peer",
-    "name",
-    checkInterfaceName(peerEnd),
-    "mtu",
-    String(mtu),
+    ...peer,
   ]);
 }
 
@@ -84,4 +90,149 @@ function sysctlPath(key: string): string {
   if (!/^net\/ipv[46]\/[a-z0-9_/.-]+$/.test(key) || key.includes(".."))
     throw new UnavailableError(`refusing sysctl ${key}`);
   return `/proc/sys/${key}`;
+}
+
+/** An IPv4 address as `ip -j addr` reports it, with what is needed to put it back exactly. */
+export type Ipv4Address = {
+  local: string;
+  prefixlen: number;
+  broadcast?: string;
+  scope?: string;
+  valid_life_time?: number;
+  preferred_life_time?: number;
+};
+
+/** A route as `ip -j route show table all dev X` reports it (without `dev`). */
+export type Ipv4Route = {
+  dst: string;
+  gateway?: string;
+  protocol?: string;
+  scope?: string;
+  prefsrc?: string;
+  metric?: number;
+  table?: string;
+  type?: string;
+  flags?: string[];
+};
+
+const FOREVER = 4294967295;
+
+/** Creates a bridge with the given MAC and MTU, up, forwarding at once (no STP listening delay). */
+export async function createBridge(name: string, macAddress: string, mtu: number): Promise<void> {
+  await runTool("ip", [
+    "link",
+    "add",
+    "name",
+    checkInterfaceName(name),
+    "type",
+    "bridge",
+    "forward_delay",
+    "0",
+  ]);
+  await runTool("ip", [
+    "link",
+    "set",
+    "dev",
+    name,
+    "address",
+    checkMac(macAddress),
+    "mtu",
+    String(mtu),
+    "up",
+  ]);
+}
+
+/** Makes `name` a port of `bridge`, or of no bridge when `bridge` is undefined. */
+export async function setLinkMaster(name: string, bridge: string | undefined): Promise<void> {
+  const target = bridge === undefined ? ["nomaster"] : ["master", checkInterfaceName(bridge)];
+  await runTool("ip", ["link", "set", "dev", checkInterfaceName(name), ...target]);
+}
+
+/** The master of a link, if it is a bridge port. */
+export async function linkMaster(name: string): Promise<string | undefined> {
+  const { stdout } = await runTool("ip", ["-j", "link", "show", "dev", checkInterfaceName(name)]);
+  return (JSON.parse(stdout) as { master?: string }[])[0]?.master;
+}
+
+export async function listIpv4Addresses(device: string): Promise<Ipv4Address[]> {
+  const { stdout } = await runTool("ip", ["-j", "-4", "addr", "show", "dev", checkInterfaceName(device)]);
+  return (JSON.parse(stdout || "[]") as { addr_info?: Ipv4Address[] }[]).flatMap(
+    (link) => link.addr_info ?? [],
+  );
+}
+
+/** Adds an address with its broadcast, scope and lifetimes; an address already there is fine. */
+export async function addIpv4Address(device: string, address: Ipv4Address): Promise<void> {
+  const args = [
+    "addr",
+    "replace",
+    `${address.local}/${address.prefixlen}`,
+    "dev",
+    checkInterfaceName(device),
+  ];
+  if (address.broadcast) args.push("broadcast", address.broadcast);
+  if (address.scope) args.push("scope", address.scope);
+  if (address.valid_life_time !== undefined && address.valid_life_time !== FOREVER) {
+    args.push(
+      "valid_lft",
+      String(address.valid_life_time),
+      "preferred_lft",
+      String(address.preferred_life_time ?? 0),
+    );
+  }
+  await runTool("ip", args);
+}
+
+export async function deleteIpv4Address(device: string, address: Ipv4Address): Promise<void> {
+  await runTool("ip", [
+    "addr",
+    "del",
+    `${address.local}/${address.prefixlen}`,
+    "dev",
+    checkInterfaceName(device),
+  ]).catch((error: Error) => {
+    if (!/Cannot assign requested address|Cannot find device/.test(error.message)) throw error;
+  });
+}
+
+/**
+ * The routes through a device that an administrator or DHCP made: not the kernel's own (connected
+ * and local routes come back with the address).
+ */
+export async function listManagedRoutes(device: string): Promise<Ipv4Route[]> {
+  const { stdout } = await runTool("ip", [
+    "-j",
+    "-4",
+    "route",
+    "show",
+    "table",
+    "all",
+    "dev",
+    checkInterfaceName(device),
+  ]);
+  return (JSON.parse(stdout || "[]") as Ipv4Route[]).filter(
+    (route) => route.protocol !== "kernel" && route.table !== "local",
+  );
+}
+
+/** Adds (or moves) a route to `device`, keeping its gateway, protocol, metric, source, scope and table. */
+export async function replaceRoute(route: Ipv4Route, device: string): Promise<void> {
+  const args = ["route", "replace"];
+  if (route.type && route.type !== "unicast") args.push(route.type);
+  args.push(route.dst);
+  if (route.gateway) args.push("via", route.gateway);
+  args.push("dev", checkInterfaceName(device));
+  if (route.protocol) args.push("proto", route.protocol);
+  if (route.metric !== undefined) args.push("metric", String(route.metric));
+  if (route.prefsrc) args.push("src", route.prefsrc);
+  if (route.scope && route.scope !== "global") args.push("scope", route.scope);
+  if (route.table && route.table !== "main") args.push("table", route.table);
+  if (route.flags?.includes("onlink")) args.push("onlink");
+  await runTool("ip", args);
+}
+
+function checkMac(mac: string): string {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac))
+    throw new UnavailableError(`refusing MAC address ${JSON.stringify(mac)}`);
+  return mac;
 }

@@ -27,7 +27,7 @@ const HTTP_PORT = 8080;
 
 type NetworkInspect = { IPAM: { Config: { Subnet?: string; Gateway?: string }[] } }[];
 
-for (const mode of ["transparent"] as const) {
+for (const mode of ["transparent", "bridge"] as const) {
   describe(`e2e: the azure network driver in ${mode} mode on an emulated Azure VNet`, function () {
     this.timeout(180_000);
     let vnet: Vnet | undefined;
@@ -116,7 +116,9 @@ for (const mode of ["transparent"] as const) {
       expect(links).to.match(/eth0@\S+: .* mtu 1500 /);
       const address = /eth0\s+inet (\S+)/.exec(addrs!)?.[1];
       expect(SECONDARIES.map((a) => `${a}/24`)).to.include(address);
-      expect(routes).to.match(/^default via 10\.1\.0\.1 dev eth0/m);
+      // Transparent: the subnet gateway, on-link through proxy ARP. Bridge: the host on the bridge, which SNATs.
+      const gateway = mode === "transparent" ? "10.1.0.1" : VM1.primary;
+      expect(routes).to.match(new RegExp(`^default via ${gateway.replace(/\./g, "\\.")} dev eth0`, "m"));
     });
 
     it("c. the other VM reaches the container by its address, and each sees the other's own address", async () => {

@@ -58,5 +58,19 @@ export function createFakeHost(): FakeHost {
     ensureJump: record("ensureJump", () => undefined),
     deleteJump: record("deleteJump", () => undefined),
     deleteChain: record("deleteChain", () => undefined),
+    createBridge: record("createBridge", (name: string) => {
+      links.add(name);
+    }),
+    setLinkMaster: record("setLinkMaster", () => undefined),
+    linkMaster: record("linkMaster", () => undefined),
+    listIpv4Addresses: record("listIpv4Addresses", () => []),
+    addIpv4Address: record("addIpv4Address", () => undefined),
+    deleteIpv4Address: record("deleteIpv4Address", () => undefined),
+    listManagedRoutes: record("listManagedRoutes", () => []),
+    replaceRoute: record("replaceRoute", () => undefined),
+    setBridgeChainRules: record("setBridgeChainRules", () => undefined),
+    ensureBridgeJump: record("ensureBridgeJump", () => undefined),
+    deleteBridgeJump: record("deleteBridgeJump", () => undefined),
+    deleteBridgeChain: record("deleteBridgeChain", () => undefined),
   };
 }

@@ -62,7 +62,7 @@ export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapsh
     // Learned entries come and go with traffic; the plugin only ever adds permanent ones.
     neighbours: neighbours.filter((n) => n.state?.includes("PERMANENT")),
     iptables: stripCounters(iptables),
-    ebtables: stripCounters(ebtables),
+    ebtables: withoutEmptyTables(stripCounters(ebtables)),
     sysctls,
   };
 }
@@ -72,4 +72,21 @@ function stripCounters(save: string): string[] {
     .split("\n")
     .filter((line) => line !== "" && !line.startsWith("#"))
     .map((line) => line.replace(/\[\d+:\d+\]/g, "").replace(/ -c \d+ \d+/g, ""));
+}
+
+/**
+ * ebtables-nft creates a table on first use and has no command to delete it; a table holding only
+ * built-in chains with ACCEPT policies and no rules filters nothing, so it counts as absent.
+ */
+function withoutEmptyTables(lines: string[]): string[] {
+  const tables: string[][] = [];
+  for (const line of lines) {
+    if (line.startsWith("*")) tables.push([line]);
+    else tables.at(-1)?.push(line);
+  }
+  const isEmpty = (table: string[]) =>
+    table
+      .slice(1)
+      .every((line) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|BROUTING) ACCEPT$/.test(line));
+  return tables.filter((table) => !isEmpty(table)).flat();
 }

@@ -1,0 +1,177 @@
+/**
+ * Bridge mode, the original Azure plugin's design: containers sit on a Linux bridge that the NIC is
+ * joined to. The NIC's IPv4 addresses and routes move to the bridge while the first bridge network on
+ * that NIC exists and move back, exactly, when the last one goes. Azure accepts only the NIC's own MAC,
+ * so ebtables rewrites container source MACs to the NIC's on the way out (ARP included) and rewrites
+ * the destination MAC of frames and ARP replies for a container's address back to the container's MAC
+ * on the way in. Traffic leaving the subnet is routed by the host (the container's gateway is the
+ * host's primary IP on the bridge) so that it can be source-NATed like in transparent mode.
+ */
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { DataPath, EndpointLinks } from "./data-path.js";
+import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
+import { containerVethName, hostVethName } from "./names.js";
+
+export function bridgeName(nic: string): string {
+  return `azbr-${nic}`.slice(0, 15);
+}
+
+const outChain = (nic: string) => `AZV-BR-OUT-${nic}`;
+const inChain = (nic: string) => `AZV-BR-IN-${nic}`;
+
+export const bridgeDataPath: DataPath = {
+  trafficPath(network) {
+    const bridge = bridgeName(network.interfaceName);
+    return { egress: bridge, fromContainers: ["-i", bridge], toContainers: ["-o", bridge] };
+  },
+
+  async setupNetwork(host, network, state) {
+    if (otherBridgeNetworks(state, network).length > 0) return;
+    try {
+      await attachNicToBridge(host, network);
+      await host.setBridgeChainRules(outChain(network.interfaceName), [
+        [
+          "-s",
+          "!",
+          network.macAddress,
+          "-j",
+          "snat",
+          "--to-source",
+          network.macAddress,
+          "--snat-arp",
+          "--snat-target",
+          "ACCEPT",
+        ],
+      ]);
+      await host.ensureBridgeJump(
+        "POSTROUTING",
+        "-o",
+        network.interfaceName,
+        outChain(network.interfaceName),
+      );
+      await host.setBridgeChainRules(inChain(network.interfaceName), []);
+      await host.ensureBridgeJump("PREROUTING", "-i", network.interfaceName, inChain(network.interfaceName));
+    } catch (error) {
+      await teardownNicBridge(host, network).catch(() => undefined);
+      throw error;
+    }
+  },
+
+  async teardownNetwork(host, network, state) {
+    if (otherBridgeNetworks(state, network).length > 0) return;
+    await teardownNicBridge(host, network);
+  },
+
+  async setupEndpoint(host, network, endpoint, state): Promise<EndpointLinks> {
+    const hostEnd = hostVethName(network.id, endpoint.id);
+    const containerEnd = containerVethName(network.id, endpoint.id);
+    await host.deleteLink(hostEnd);
+    await host.createVethPair(hostEnd, containerEnd, network.mtu, endpoint.macAddress);
+    try {
+      await host.setLinkMaster(hostEnd, bridgeName(network.interfaceName));
+      await host.setLinkUp(hostEnd);
+      await setInboundRules(host, network, state, undefined);
+    } catch (error) {
+      await host.deleteLink(hostEnd).catch(() => undefined);
+      throw error;
+    }
+    return { hostEnd, containerEnd };
+  },
+
+  async teardownEndpoint(host, network, endpoint, state) {
+    await host.deleteLink(hostVethName(network.id, endpoint.id));
+    await setInboundRules(host, network, state, endpoint.id);
+  },
+
+  // Off-subnet traffic goes through the host, which source-NATs it; on-subnet traffic is bridged.
+  gateway: (network) => network.primary,
+};
+
+function otherBridgeNetworks(state: DriverState, network: NetworkRecord): NetworkRecord[] {
+  return Object.values(state.networks).filter(
+    (n) => n.id !== network.id && n.mode === "bridge" && n.interfaceName === network.interfaceName,
+  );
+}
+
+/** Frames for a container's address (and ARP replies to it) get the container's MAC back. */
+async function setInboundRules(
+  host: HostNetwork,
+  network: NetworkRecord,
+  state: DriverState,
+  leaving: string | undefined,
+): Promise<void> {
+  const networks = new Set(
+    Object.values(state.networks)
+      .filter((n) => n.mode === "bridge" && n.interfaceName === network.interfaceName)
+      .map((n) => n.id),
+  );
+  const endpoints = Object.values(state.endpoints).filter(
+    (e: EndpointRecord) => networks.has(e.networkId) && e.id !== leaving,
+  );
+  await host.setBridgeChainRules(
+    inChain(network.interfaceName),
+    endpoints.flatMap((e) => [
+      [
+        "-p",
+        "IPv4",
+        "--ip-dst",
+        e.address,
+        "-j",
+        "dnat",
+        "--to-destination",
+        e.macAddress,
+        "--dnat-target",
+        "ACCEPT",
+      ],
+      [
+        "-p",
+        "ARP",
+        "--arp-ip-dst",
+        e.address,
+        "-j",
+        "dnat",
+        "--to-destination",
+        e.macAddress,
+        "--dnat-target",
+        "ACCEPT",
+      ],
+    ]),
+  );
+}
+
+/**
+ * Moves the NIC's IPv4 configuration to a new bridge and joins the NIC to it. The addresses are on
+ * the bridge before the NIC is joined and the routes before the NIC's addresses go, so the host keeps
+ * its connectivity; the bridge takes the NIC's MAC, so neighbours see no change.
+ */
+async function attachNicToBridge(host: HostNetwork, network: NetworkRecord): Promise<void> {
+  const nic = network.interfaceName;
+  const bridge = bridgeName(nic);
+  if ((await host.linkMaster(nic)) === bridge) return;
+  // A bridge without the NIC is a leftover of an interrupted attempt; its copies are not needed.
+  await host.deleteLink(bridge);
+  const addresses = await host.listIpv4Addresses(nic);
+  const routes = await host.listManagedRoutes(nic);
+  await host.createBridge(bridge, network.macAddress, network.mtu);
+  for (const address of addresses) await host.addIpv4Address(bridge, address);
+  await host.setLinkMaster(nic, bridge);
+  for (const route of routes) await host.replaceRoute(route, bridge);
+  for (const address of addresses) await host.deleteIpv4Address(nic, address);
+}
+
+/** Undoes everything bridge mode did to a NIC, from whatever state it is in; safe to repeat. */
+async function teardownNicBridge(host: HostNetwork, network: NetworkRecord): Promise<void> {
+  const nic = network.interfaceName;
+  await host.deleteBridgeJump("PREROUTING", "-i", nic, inChain(nic));
+  await host.deleteBridgeChain(inChain(nic));
+  await host.deleteBridgeJump("POSTROUTING", "-o", nic, outChain(nic));
+  await host.deleteBridgeChain(outChain(nic));
+  const bridge = bridgeName(nic);
+  if (!(await host.linkExists(bridge))) return;
+  const addresses = await host.listIpv4Addresses(bridge);
+  const routes = await host.listManagedRoutes(bridge);
+  for (const address of addresses) await host.addIpv4Address(nic, address);
+  if ((await host.linkMaster(nic)) === bridge) await host.setLinkMaster(nic, undefined);
+  for (const route of routes) await host.replaceRoute(route, nic);
+  await host.deleteLink(bridge);
+}

@@ -1,0 +1,61 @@
+/**
+ * ebtables (bridge nat table) chains the plugin owns, for the bridge data path's MAC rewriting. As with
+ * iptables, built-in chains get only one jump and our chains are ours to flush. ebtables has no comment
+ * match, so the chain names carry the ownership.
+ */
+import { UnavailableError } from "../errors.js";
+import { checkInterfaceName } from "./names.js";
+import { runTool } from "./run-tool.js";
+
+const EBTABLES_CHAIN = /^AZV-[A-Za-z0-9_.-]{1,24}$/;
+const ebtables = (args: string[]) => runTool("ebtables", ["--concurrent", "-t", "nat", ...args]);
+
+function checkChain(name: string): string {
+  if (!EBTABLES_CHAIN.test(name))
+    throw new UnavailableError(`refusing ebtables chain name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Creates `chain` (policy RETURN, so frames go on through the built-in chain) and makes its rules exactly `rules`. */
+export async function setBridgeChainRules(chain: string, rules: string[][]): Promise<void> {
+  await ebtables(["-N", checkChain(chain), "-P", "RETURN"]).catch((error: Error) => {
+    if (!/already exists/.test(error.message)) throw error;
+  });
+  await ebtables(["-F", chain]);
+  for (const rule of rules) await ebtables(["-A", chain, ...rule]);
+}
+
+/** Jumps from a built-in chain to ours for frames entering (`-i`) or leaving (`-o`) by `port`, once. */
+export async function ensureBridgeJump(
+  from: "PREROUTING" | "POSTROUTING",
+  direction: "-i" | "-o",
+  port: string,
+  to: string,
+): Promise<void> {
+  const rule = [direction, checkInterfaceName(port), "-j", checkChain(to)];
+  if (!(await listRules(from)).includes(rule.join(" "))) await ebtables(["-A", from, ...rule]);
+}
+
+export async function deleteBridgeJump(
+  from: "PREROUTING" | "POSTROUTING",
+  direction: "-i" | "-o",
+  port: string,
+  to: string,
+): Promise<void> {
+  const rule = [direction, checkInterfaceName(port), "-j", checkChain(to)];
+  while ((await listRules(from)).includes(rule.join(" "))) await ebtables(["-D", from, ...rule]);
+}
+
+/** Flushes and deletes our chain; a missing chain is not an error. */
+export async function deleteBridgeChain(chain: string): Promise<void> {
+  for (const step of ["-F", "-X"]) {
+    await ebtables([step, checkChain(chain)]).catch((error: Error) => {
+      if (!/No chain|does not exist/.test(error.message)) throw error;
+    });
+  }
+}
+
+async function listRules(chain: string): Promise<string[]> {
+  const { stdout } = await ebtables(["-L", chain]);
+  return stdout.split("\n").map((line) => line.trim());
+}
