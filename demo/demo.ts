@@ -68,6 +68,8 @@ async function step(
   action: () => Promise<string | void>,
   duringInterrupt = false,
 ): Promise<void> {
+  // After Ctrl-C only the cleanup runs; the step that was in flight may still finish.
+  if (interrupted && !duringInterrupt) throw new StepFailed(`${title} (not started: ${interrupted})`);
   startLine(`==> ${title} ... `);
   try {
     const detail = await action();
@@ -298,6 +300,12 @@ function printDiagnostics(): void {
   }
 }
 
+async function removeContainers(daemon: Dockerd): Promise<void> {
+  const ids = (await daemon.docker(["ps", "-aq"], { timeoutMs: 5_000 })).stdout.split(/\s+/);
+  const all = ids.filter((id) => id !== "");
+  if (all.length > 0) await daemon.docker(["rm", "-f", ...all], { timeoutMs: 10_000 });
+}
+
 /** Tears everything down once, however often it is asked; resolves to whether nothing was left. */
 function cleanup(): Promise<boolean> {
   cleaning ??= (async () => {
@@ -310,6 +318,9 @@ function cleanup(): Promise<boolean> {
           // A VNet still being built is waited for, so no half-built namespaces stay behind.
           const net = vnet ?? (await vnetPending?.catch(() => undefined));
           if (net !== undefined) {
+            // After a failure the container may still run; httpd as pid 1 ignores SIGTERM, so dockerd's
+            // own shutdown would wait its full timeout for it. Best effort: dockerd may be going already.
+            if (dockerd?.running) await removeContainers(dockerd).catch(() => undefined);
             // Stops dockerd (and its containers), then the plugin and the stand-in, then the namespaces.
             await net.teardown().catch((error: unknown) => problems.push(String(error)));
             const left = (await run("ip", ["netns", "list"])).stdout

@@ -8,6 +8,7 @@
  * host's primary IP on the bridge) so that it can be source-NATed like in transparent mode.
  */
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import { keepGoing } from "../plugin/keep-going.js";
 import type { DataPath, EndpointLinks } from "./data-path.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
 import { containerVethName, hostVethName } from "./names.js";
@@ -162,10 +163,17 @@ async function attachNicToBridge(host: HostNetwork, network: NetworkRecord): Pro
 /** Undoes everything bridge mode did to a NIC, from whatever state it is in; safe to repeat. */
 async function teardownNicBridge(host: HostNetwork, network: NetworkRecord): Promise<void> {
   const nic = network.interfaceName;
-  await host.deleteBridgeJump("PREROUTING", "-i", nic, inChain(nic));
-  await host.deleteBridgeChain(inChain(nic));
-  await host.deleteBridgeJump("POSTROUTING", "-o", nic, outChain(nic));
-  await host.deleteBridgeChain(outChain(nic));
+  await keepGoing(`removing the bridge of ${nic}`, [
+    () => host.deleteBridgeJump("PREROUTING", "-i", nic, inChain(nic)),
+    () => host.deleteBridgeChain(inChain(nic)),
+    () => host.deleteBridgeJump("POSTROUTING", "-o", nic, outChain(nic)),
+    () => host.deleteBridgeChain(outChain(nic)),
+    () => detachNicFromBridge(host, nic),
+  ]);
+}
+
+/** Gives the NIC back what is on its bridge, addresses first so the routes have somewhere to go. */
+async function detachNicFromBridge(host: HostNetwork, nic: string): Promise<void> {
   const bridge = bridgeName(nic);
   if (!(await host.linkExists(bridge))) return;
   const addresses = await host.listIpv4Addresses(bridge);

@@ -8,6 +8,7 @@ import { recordEndpointOwner } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains } from "../ipam-driver/ip.js";
 import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../plugin/errors.js";
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import { keepGoing } from "../plugin/keep-going.js";
 import type { Logger } from "../plugin/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../plugin/request-fields.js";
@@ -295,10 +296,12 @@ export class NetworkDriver {
   private async undoNetwork(network: NetworkRecord, savedSysctls: Record<string, string>): Promise<void> {
     const state = this.deps.state.current.driver;
     const dataPath = this.dataPath(network.mode);
-    await deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network));
-    await dataPath.teardownNetwork(this.deps.host, network, state);
     const others = Object.keys(state.networks).filter((id) => id !== network.id);
-    if (others.length === 0) await restoreSysctls(this.deps.host, savedSysctls);
+    await keepGoing(`removing network ${network.id.slice(0, 12)}`, [
+      () => deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network)),
+      () => dataPath.teardownNetwork(this.deps.host, network, state),
+      () => (others.length === 0 ? restoreSysctls(this.deps.host, savedSysctls) : Promise.resolve()),
+    ]);
   }
 
   private dataPath(mode: NetworkMode): DataPath {

@@ -5,6 +5,7 @@
  * the built-in chains only get one commented jump each.
  */
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import { keepGoing } from "../plugin/keep-going.js";
 import type { NetworkRecord } from "./driver-state.js";
 import { forwardChainName, natChainName, ruleComment } from "./names.js";
 
@@ -58,20 +59,18 @@ export async function ensureNetworkRules(
   await host.ensureJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment);
 }
 
-/** Removes the network's jumps and chains; absent ones are fine. */
-export async function deleteNetworkRules(
-  host: HostNetwork,
-  network: NetworkRecord,
-  path: TrafficPath,
-): Promise<void> {
+/** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */
+export async function deleteNetworkRules(host: HostNetwork, network: NetworkRecord, path: TrafficPath): Promise<void> {
   const comment = ruleComment(network.id);
   const forward = forwardChainName(network.id);
   const nat = natChainName(network.id);
-  await host.deleteJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment);
-  await host.deleteChain("nat", nat);
-  await host.deleteJump("filter", "FORWARD", forward, path.fromContainers, comment);
-  await host.deleteJump("filter", "FORWARD", forward, path.toContainers, comment);
-  await host.deleteChain("filter", forward);
+  await keepGoing(`removing the rules of network ${network.id.slice(0, 12)}`, [
+    () => host.deleteJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment),
+    () => host.deleteChain("nat", nat),
+    () => host.deleteJump("filter", "FORWARD", forward, path.fromContainers, comment),
+    () => host.deleteJump("filter", "FORWARD", forward, path.toContainers, comment),
+    () => host.deleteChain("filter", forward),
+  ]);
 }
 
 /**

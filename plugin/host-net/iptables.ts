@@ -77,7 +77,7 @@ async function ruleExists(table: Table, chain: string, rule: string[]): Promise<
   } catch (error) {
     if (
       error instanceof UnavailableError &&
-      /does a matching rule exist|Bad rule|No chain/.test(error.message)
+      /does a matching rule exist|Bad rule|No chain|does not exist/.test(error.message)
     )
       return false;
     throw error;

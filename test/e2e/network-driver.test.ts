@@ -35,6 +35,8 @@ for (const mode of ["transparent", "bridge"] as const) {
     let plugin: PluginProcess;
     let dir: string;
     let pristine: HostSnapshot;
+    let spoofDropsAtStart: number;
+    const vmReachesVm2 = async () => (await vnet!.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", VM2.primary])).code === 0;
 
     const docker = (...args: string[]) => dockerd.docker(args);
     const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
@@ -64,6 +66,7 @@ for (const mode of ["transparent", "bridge"] as const) {
       dockerd = await startDockerd(vnet, "vm1", { pluginsDir });
       await dockerd.importBusybox();
       pristine = await snapshotHost(vnet, "vm1");
+      spoofDropsAtStart = await vnet.spoofDropCount("vm1");
     });
 
     after(async () => {
@@ -94,6 +97,7 @@ for (const mode of ["transparent", "bridge"] as const) {
       await createNetwork("vnet", "--subnet", "10.1.0.0/24");
       const inspect = JSON.parse(await dockerOk("network", "inspect", "vnet")) as NetworkInspect;
       expect(inspect[0]!.IPAM.Config[0]!.Subnet).to.equal("10.1.0.0/24");
+      expect(await vmReachesVm2(), "the VM itself keeps its connectivity").to.equal(true);
     });
 
     it("b. gives a container a secondary IP, exactly one interface besides lo, a default route and the NIC's MTU", async () => {
@@ -211,13 +215,46 @@ for (const mode of ["transparent", "bridge"] as const) {
       expect(extra.stderr).to.contain(
         "no free address on eth0 (10.1.0.0/24): 4 of 4 secondary IPs in use — add IP configurations to the NIC, or remove containers that no longer run",
       );
+      await dockerOk("rm", "-f", "c1", "c2", "c3", "c4");
+    });
+
+    it("-o mtu= overrides the NIC's MTU on the container's interface", async () => {
+      await createNetwork("small-mtu", "--subnet", "10.1.0.0/24", "-o", "mtu=1400");
+      try {
+        const out = await dockerOk("run", "--rm", "--network", "small-mtu", "busybox:local", "ip", "-o", "link", "show", "eth0");
+        expect(out).to.match(/ mtu 1400 /);
+      } finally {
+        await dockerOk("network", "rm", "small-mtu");
+      }
+    });
+
+    if (mode === "transparent") {
+      it("--internal networks have no path out of the VM, but their containers reach each other", async () => {
+        await createNetwork("sealed", "--internal");
+        try {
+          await dockerOk("run", "-d", "--name", "sealed1", "--network", "sealed", "busybox:local", "sleep", "600");
+          const peer = await dockerOk("run", "--rm", "--network", "sealed", "busybox:local", "ping", "-c", "1", "-W", "2", "sealed1");
+          expect(peer).to.match(/1 packets received/);
+          const toVm2 = await docker("exec", "sealed1", "ping", "-c", "1", "-W", "2", VM2.primary);
+          expect(toVm2.code, "no path to the VNet").to.not.equal(0);
+          const toInternet = await docker("exec", "sealed1", "sh", "-c", `echo hi | nc -w 2 ${INET_HOST_IP} 9093`);
+          expect(toInternet.code, "no path to the internet").to.not.equal(0);
+        } finally {
+          await docker("rm", "-f", "sealed1");
+          await dockerOk("network", "rm", "sealed");
+        }
+      });
+    }
+
+    it("no container frame was ever dropped by the fabric's MAC/IP anti-spoofing", async () => {
+      expect(await vnet!.spoofDropCount("vm1")).to.equal(spoofDropsAtStart);
     });
 
     it("h. after the containers and the network are gone, the host is exactly as before", async () => {
-      await dockerOk("rm", "-f", "c1", "c2", "c3", "c4");
       await dockerOk("network", "rm", "vnet");
       const after = await snapshotHost(vnet!, "vm1");
       expect(after).to.deep.equal(pristine);
+      expect(await vmReachesVm2(), "the VM itself keeps its connectivity").to.equal(true);
       const status = await plugin.status();
       expect(status.pool[0]).to.deep.include({ free: SECONDARIES, inUse: [] });
     });

@@ -1,0 +1,22 @@
+/**
+ * Runs every teardown step even when some fail, then reports the failures together: a half-finished
+ * teardown must not leave later steps undone because an earlier one hit a problem.
+ */
+import { UnavailableError } from "./errors.js";
+
+export async function keepGoing(what: string, steps: (() => Promise<unknown>)[]): Promise<void> {
+  const failures: Error[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      failures.push(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+  if (failures.length === 1) throw failures[0]!;
+  if (failures.length > 1) {
+    throw new UnavailableError(`${what}: ${failures.length} steps failed: ${failures.map((f) => f.message).join("; ")}`, {
+      cause: new AggregateError(failures),
+    });
+  }
+}
