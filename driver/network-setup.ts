@@ -60,7 +60,11 @@ export async function ensureNetworkRules(
 }
 
 /** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */
-export async function deleteNetworkRules(host: HostNetwork, network: NetworkRecord, path: TrafficPath): Promise<void> {
+export async function deleteNetworkRules(
+  host: HostNetwork,
+  network: NetworkRecord,
+  path: TrafficPath,
+): Promise<void> {
   const comment = ruleComment(network.id);
   const forward = forwardChainName(network.id);
   const nat = natChainName(network.id);

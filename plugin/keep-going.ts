@@ -15,8 +15,11 @@ export async function keepGoing(what: string, steps: (() => Promise<unknown>)[])
   }
   if (failures.length === 1) throw failures[0]!;
   if (failures.length > 1) {
-    throw new UnavailableError(`${what}: ${failures.length} steps failed: ${failures.map((f) => f.message).join("; ")}`, {
-      cause: new AggregateError(failures),
-    });
+    throw new UnavailableError(
+      `${what}: ${failures.length} steps failed: ${failures.map((f) => f.message).join("; ")}`,
+      {
+        cause: new AggregateError(failures),
+      },
+    );
   }
 }

@@ -36,7 +36,8 @@ for (const mode of ["transparent", "bridge"] as const) {
     let dir: string;
     let pristine: HostSnapshot;
     let spoofDropsAtStart: number;
-    const vmReachesVm2 = async () => (await vnet!.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", VM2.primary])).code === 0;
+    const vmReachesVm2 = async () =>
+      (await vnet!.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", VM2.primary])).code === 0;
 
     const docker = (...args: string[]) => dockerd.docker(args);
     const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
@@ -221,7 +222,18 @@ for (const mode of ["transparent", "bridge"] as const) {
     it("-o mtu= overrides the NIC's MTU on the container's interface", async () => {
       await createNetwork("small-mtu", "--subnet", "10.1.0.0/24", "-o", "mtu=1400");
       try {
-        const out = await dockerOk("run", "--rm", "--network", "small-mtu", "busybox:local", "ip", "-o", "link", "show", "eth0");
+        const out = await dockerOk(
+          "run",
+          "--rm",
+          "--network",
+          "small-mtu",
+          "busybox:local",
+          "ip",
+          "-o",
+          "link",
+          "show",
+          "eth0",
+        );
         expect(out).to.match(/ mtu 1400 /);
       } finally {
         await dockerOk("network", "rm", "small-mtu");
@@ -232,12 +244,40 @@ for (const mode of ["transparent", "bridge"] as const) {
       it("--internal networks have no path out of the VM, but their containers reach each other", async () => {
         await createNetwork("sealed", "--internal");
         try {
-          await dockerOk("run", "-d", "--name", "sealed1", "--network", "sealed", "busybox:local", "sleep", "600");
-          const peer = await dockerOk("run", "--rm", "--network", "sealed", "busybox:local", "ping", "-c", "1", "-W", "2", "sealed1");
+          await dockerOk(
+            "run",
+            "-d",
+            "--name",
+            "sealed1",
+            "--network",
+            "sealed",
+            "busybox:local",
+            "sleep",
+            "600",
+          );
+          const peer = await dockerOk(
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            "busybox:local",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "sealed1",
+          );
           expect(peer).to.match(/1 packets received/);
           const toVm2 = await docker("exec", "sealed1", "ping", "-c", "1", "-W", "2", VM2.primary);
           expect(toVm2.code, "no path to the VNet").to.not.equal(0);
-          const toInternet = await docker("exec", "sealed1", "sh", "-c", `echo hi | nc -w 2 ${INET_HOST_IP} 9093`);
+          const toInternet = await docker(
+            "exec",
+            "sealed1",
+            "sh",
+            "-c",
+            `echo hi | nc -w 2 ${INET_HOST_IP} 9093`,
+          );
           expect(toInternet.code, "no path to the internet").to.not.equal(0);
         } finally {
           await docker("rm", "-f", "sealed1");

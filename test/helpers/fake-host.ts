@@ -39,9 +39,9 @@ export function createFakeHost(): FakeHost {
     sysctls,
     failOn: (name) => failures.add(name),
     listInterfaces: () => Promise.resolve(interfaces),
-    createVethPair: record("createVethPair", (hostEnd: string, peerEnd: string) => {
+    // The peer end is Docker's to move into the container; only the host end stays visible here.
+    createVethPair: record("createVethPair", (hostEnd: string) => {
       links.add(hostEnd);
-      links.add(peerEnd);
     }),
     setLinkUp: record("setLinkUp", () => undefined),
     deleteLink: record("deleteLink", (name: string) => {

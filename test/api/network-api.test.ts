@@ -1,0 +1,407 @@
+/**
+ * Every NetworkDriver call over the real unix socket, with a recording fake host: request checking,
+ * the host changes each call asks for, idempotency, rollback when a host change fails, and what is
+ * persisted. The real kernel side is covered by the e2e suite.
+ */
+import { expect } from "chai";
+import { readFile } from "node:fs/promises";
+import { startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+
+const NET = "adf4fa8e1772" + "0".repeat(52);
+const NET2 = "bb00112233445566" + "1".repeat(48);
+const EP = "e1e2e3e4e5e6" + "2".repeat(52);
+const EP2 = "f1f2f3f4f5f6" + "3".repeat(52);
+
+const createBody = (overrides: Record<string, unknown> = {}, generic: Record<string, unknown> = {}) => ({
+  NetworkID: NET,
+  Options: {
+    "com.docker.network.generic": generic,
+    "com.docker.network.enable_ipv6": false,
+    "com.docker.network.internal": false,
+  },
+  IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.1.0.0/24", Gateway: "10.1.0.1/24", AuxAddresses: {} }],
+  IPv6Data: [],
+  ...overrides,
+});
+
+describe("NetworkDriver API over the unix socket", () => {
+  let plugin: PluginUnderTest;
+  beforeEach(async () => {
+    plugin = await startPlugin();
+  });
+  afterEach(async () => {
+    await plugin.stop();
+  });
+
+  const post = (path: string, body: unknown) => plugin.api().post(path).send(JSON.stringify(body));
+  const calls = (name: string) => plugin.host.calls.filter((c) => c.name === name).map((c) => c.args);
+  const stateOnDisk = async () =>
+    JSON.parse(await readFile(plugin.stateFile, "utf8")) as {
+      driver: {
+        networks: Record<string, { mode: string }>;
+        endpoints: Record<string, { hostInterface?: string; macAddress: string }>;
+        savedSysctls: Record<string, string>;
+      };
+      ipam: { reservations: Record<string, { endpointId?: string }> };
+    };
+  const reserve = async (address: string) => {
+    const pool = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" });
+    await post("/IpamDriver.RequestAddress", { PoolID: pool.body.PoolID, Address: address }).expect(200);
+    return pool.body.PoolID as string;
+  };
+
+  describe("CreateNetwork", () => {
+    it("sets up forwarding, a FORWARD chain and an SNAT chain that keeps VNet destinations unNATed", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200, {});
+      expect(calls("writeSysctl")).to.deep.equal([["net/ipv4/ip_forward", "1"]]);
+      expect(calls("setChainRules")).to.deep.equal([
+        ["filter", "AZV-FWD-ADF4FA8E1772", [["-j", "ACCEPT"]]],
+        [
+          "nat",
+          "AZV-NAT-ADF4FA8E1772",
+          [
+            ["-s", "10.1.0.4/32", "-j", "RETURN"],
+            ["-d", "10.1.0.0/24", "-j", "RETURN"],
+            ["-d", "168.63.129.16/32", "-j", "RETURN"],
+            ["-d", "10.0.0.0/8", "-j", "RETURN"],
+            ["-d", "172.16.0.0/12", "-j", "RETURN"],
+            ["-d", "192.168.0.0/16", "-j", "RETURN"],
+            ["-j", "SNAT", "--to-source", "10.1.0.4"],
+          ],
+        ],
+      ]);
+      expect(calls("ensureJump")).to.deep.equal([
+        ["filter", "FORWARD", "AZV-FWD-ADF4FA8E1772", ["-i", "azadf4f+"], "azure-vnet network adf4fa8e1772"],
+        ["filter", "FORWARD", "AZV-FWD-ADF4FA8E1772", ["-o", "azadf4f+"], "azure-vnet network adf4fa8e1772"],
+        [
+          "nat",
+          "POSTROUTING",
+          "AZV-NAT-ADF4FA8E1772",
+          ["-s", "10.1.0.0/24", "-o", "eth0"],
+          "azure-vnet network adf4fa8e1772",
+        ],
+      ]);
+      expect((await stateOnDisk()).driver.networks[NET]).to.include({ mode: "transparent" });
+      expect((await stateOnDisk()).driver.savedSysctls).to.deep.equal({ "net/ipv4/ip_forward": "0" });
+    });
+
+    it("takes -o vnet-ranges=, -o mtu= and the old plugin's mode option", async () => {
+      await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody(
+          {},
+          {
+            "vnet-ranges": "10.0.0.0/16, 192.168.50.0/24",
+            mtu: "1400",
+            "com.microsoft.azure.network.mode": "transparent",
+          },
+        ),
+      ).expect(200);
+      const natRules = calls("setChainRules").find((args) => args[0] === "nat")![2] as string[][];
+      expect(natRules.map((r) => r[1])).to.deep.equal([
+        "10.1.0.4/32",
+        "10.1.0.0/24",
+        "168.63.129.16/32",
+        "10.0.0.0/16",
+        "192.168.50.0/24",
+        "SNAT",
+      ]);
+      const status = await plugin.api().get("/status").expect(200);
+      expect(status.body.networks[0]).to.include({ mtu: 1400 });
+    });
+
+    it("gives --internal networks no SNAT and a FORWARD chain that stops traffic at the NIC", async () => {
+      await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ Options: { "com.docker.network.internal": true } }),
+      ).expect(200);
+      expect(calls("setChainRules")).to.deep.equal([
+        [
+          "filter",
+          "AZV-FWD-ADF4FA8E1772",
+          [
+            ["-o", "eth0", "-j", "DROP"],
+            ["-i", "eth0", "-j", "DROP"],
+            ["-j", "ACCEPT"],
+          ],
+        ],
+      ]);
+    });
+
+    it("is idempotent", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      expect(Object.keys((await stateOnDisk()).driver.networks)).to.deep.equal([NET]);
+      expect((await stateOnDisk()).driver.savedSysctls).to.deep.equal({ "net/ipv4/ip_forward": "0" });
+    });
+
+    it("undoes its host changes and records nothing when a step fails", async () => {
+      plugin.host.failOn("ensureJump");
+      const res = await post("/NetworkDriver.CreateNetwork", createBody());
+      expect(res.status).to.equal(503);
+      expect(res.body.Err).to.equal("injected failure of ensureJump");
+      expect(calls("deleteChain").map((a) => a[1])).to.deep.equal([
+        "AZV-NAT-ADF4FA8E1772",
+        "AZV-FWD-ADF4FA8E1772",
+      ]);
+      expect(plugin.host.sysctls.get("net/ipv4/ip_forward")).to.equal("0");
+      expect((await plugin.api().get("/status")).body.networks).to.deep.equal([]);
+    });
+
+    const refusals: [string, Record<string, unknown>, string][] = [
+      [
+        "an unknown -o",
+        createBody({}, { colour: "blue" }),
+        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=...",
+      ],
+      [
+        "an unknown mode",
+        createBody({}, { mode: "overlay" }),
+        "-o mode=overlay is not a mode — use transparent or bridge",
+      ],
+      [
+        "a bad MTU",
+        createBody({}, { mtu: "99999" }),
+        "-o mtu=99999 is not a usable MTU — give a number from 576 to 9000",
+      ],
+      [
+        "a bad range",
+        createBody({}, { "vnet-ranges": "10.0.0.0/8,nope" }),
+        '-o vnet-ranges: "nope" is not an IPv4 prefix — list the VNet, peered and on-premises ranges as network/length, separated by commas',
+      ],
+      [
+        "--ipv6",
+        createBody({ Options: { "com.docker.network.enable_ipv6": true } }),
+        "the azure network driver does not support IPv6 yet — create the network without --ipv6",
+      ],
+      [
+        "another IPAM driver's gateway",
+        createBody({ IPv4Data: [{ Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16" }] }),
+        "gateway 172.18.0.1 is not the gateway of a subnet of this VM's NICs — create azure networks with --ipam-driver azure",
+      ],
+      [
+        "no IPv4 data",
+        createBody({ IPv4Data: [] }),
+        "the network has no IPv4 gateway from its IPAM driver — create azure networks with --ipam-driver azure",
+      ],
+      [
+        "a non-hex id",
+        createBody({ NetworkID: "../../etc" }),
+        '"NetworkID" "../../etc" is not a Docker id (12 to 64 lower-case hex digits)',
+      ],
+      [
+        "bridge mode with --internal",
+        createBody({
+          Options: { "com.docker.network.internal": true, "com.docker.network.generic": { mode: "bridge" } },
+        }),
+        "--internal networks need transparent mode — bridged containers reach the NIC at layer 2, past the host's firewall; drop -o mode=bridge",
+      ],
+    ];
+    for (const [what, body, message] of refusals) {
+      it(`refuses ${what} without touching the host`, async () => {
+        const res = await post("/NetworkDriver.CreateNetwork", body);
+        expect(res.status).to.equal(400);
+        expect(res.body).to.deep.equal({ Err: message });
+        expect(plugin.host.calls.filter((c) => c.name !== "listInterfaces")).to.deep.equal([]);
+      });
+    }
+
+    it("refuses a second mode on the same NIC", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      const res = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: NET2 }, { mode: "bridge" }),
+      );
+      expect(res.status).to.equal(409);
+      expect(res.body.Err).to.equal(
+        "eth0 already carries transparent network adf4fa8e1772 — a NIC serves one mode at a time; use -o mode=transparent or remove that network first",
+      );
+    });
+  });
+
+  describe("endpoints", () => {
+    beforeEach(async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      plugin.host.calls.length = 0;
+    });
+    const endpoint = (Interface: Record<string, string>, EndpointID = EP) =>
+      post("/NetworkDriver.CreateEndpoint", { NetworkID: NET, EndpointID, Interface, Options: {} });
+
+    it("CreateEndpoint fills in only the MAC Docker left empty, and records who holds the address", async () => {
+      await reserve("10.1.0.5");
+      const res = await endpoint({ Address: "10.1.0.5/24", AddressIPv6: "", MacAddress: "" });
+      expect(res.body).to.deep.equal({ Interface: { MacAddress: "0a:58:0a:01:00:05" } });
+      const given = await endpoint({ Address: "10.1.0.6/24", MacAddress: "02:42:0a:01:00:06" }, EP2);
+      expect(given.body, "never echoes what Docker gave").to.deep.equal({});
+      expect((await stateOnDisk()).driver.endpoints[EP2]!.macAddress).to.equal("02:42:0a:01:00:06");
+      expect((await stateOnDisk()).ipam.reservations["10.1.0.5"]!.endpointId).to.equal(EP);
+      const pool = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" });
+      const conflict = await post("/IpamDriver.RequestAddress", {
+        PoolID: pool.body.PoolID,
+        Address: "10.1.0.5",
+      });
+      expect(conflict.body.Err).to.equal(
+        `10.1.0.5 is already held by endpoint ${EP} — choose another address or omit --ip`,
+      );
+    });
+
+    it("CreateEndpoint refuses addresses outside the subnet and endpoints without an address", async () => {
+      const outside = await endpoint({ Address: "10.2.0.5/24" });
+      expect(outside.body.Err).to.equal(
+        "endpoint address 10.2.0.5 is not in the network's subnet 10.1.0.0/24 — create azure networks with --ipam-driver azure",
+      );
+      const none = await endpoint({ Address: "" });
+      expect(none.body.Err).to.equal(
+        "the endpoint has no IPv4 address — create azure networks with --ipam-driver azure",
+      );
+      const badMac = await endpoint({ Address: "10.1.0.5/24", MacAddress: "zz" });
+      expect(badMac.body.Err).to.equal('"Interface.MacAddress" "zz" is not a MAC address');
+      const unknownNet = await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: NET2,
+        EndpointID: EP,
+        Interface: { Address: "10.1.0.5/24" },
+      });
+      expect(unknownNet.status).to.equal(500);
+      expect(unknownNet.body.Err).to.equal(
+        "network bb0011223344 is not known to the azure plugin — its record was lost; remove the network and create it again",
+      );
+    });
+
+    it("Join creates the veth with proxy ARP and a host route, and answers interface, gateway and no extra routes", async () => {
+      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      const res = await post("/NetworkDriver.Join", {
+        NetworkID: NET,
+        EndpointID: EP,
+        SandboxKey: "/var/run/docker/netns/x",
+        Options: {},
+      });
+      expect(res.body).to.deep.equal({
+        InterfaceName: { SrcName: "acadf4fe1e2e3e4", DstPrefix: "eth" },
+        Gateway: "10.1.0.1",
+        StaticRoutes: [],
+        DisableGatewayService: false,
+      });
+      expect(calls("createVethPair")).to.deep.equal([
+        ["azadf4fe1e2e3e4", "acadf4fe1e2e3e4", 1500, "0a:58:0a:01:00:05"],
+      ]);
+      expect(calls("writeSysctl")).to.deep.equal([
+        ["net/ipv4/conf/azadf4fe1e2e3e4/proxy_arp", "1"],
+        ["net/ipv4/neigh/azadf4fe1e2e3e4/proxy_delay", "0"],
+      ]);
+      expect(calls("replaceHostRoute")).to.deep.equal([["10.1.0.5", "azadf4fe1e2e3e4"]]);
+      expect((await stateOnDisk()).driver.endpoints[EP]!.hostInterface).to.equal("azadf4fe1e2e3e4");
+      const info = await post("/NetworkDriver.EndpointOperInfo", { NetworkID: NET, EndpointID: EP });
+      expect(info.body).to.deep.equal({
+        Value: {
+          "azure.mode": "transparent",
+          "azure.nic": "eth0",
+          "azure.address": "10.1.0.5",
+          "azure.hostInterface": "azadf4fe1e2e3e4",
+        },
+      });
+    });
+
+    it("Join removes the veth again when a later step fails", async () => {
+      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      plugin.host.failOn("replaceHostRoute");
+      const res = await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" });
+      expect(res.status).to.equal(503);
+      expect(plugin.host.links.has("azadf4fe1e2e3e4")).to.equal(false);
+      expect((await stateOnDisk()).driver.endpoints[EP]!.hostInterface).to.equal(undefined);
+    });
+
+    it("Leave, DeleteEndpoint and DeleteNetwork remove what was made and can be repeated", async () => {
+      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" }).expect(200);
+      for (let i = 0; i < 2; i++) {
+        await post("/NetworkDriver.Leave", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+        expect(plugin.host.links.size).to.equal(0);
+      }
+      for (let i = 0; i < 2; i++)
+        await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      for (let i = 0; i < 2; i++)
+        await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET }).expect(200, {});
+      expect(plugin.host.sysctls.get("net/ipv4/ip_forward"), "restored after the last network").to.equal("0");
+      expect(await stateOnDisk()).to.deep.include({
+        driver: { networks: {}, endpoints: {}, savedSysctls: {} },
+      });
+    });
+
+    it("answers the calls that have nothing to do", async () => {
+      await post("/NetworkDriver.ProgramExternalConnectivity", {
+        NetworkID: NET,
+        EndpointID: EP,
+        Options: {},
+      }).expect(200, {});
+      await post("/NetworkDriver.RevokeExternalConnectivity", { NetworkID: NET, EndpointID: EP }).expect(
+        200,
+        {},
+      );
+      await post("/NetworkDriver.AllocateNetwork", { NetworkID: NET }).expect(200, { Options: {} });
+      await post("/NetworkDriver.FreeNetwork", { NetworkID: NET }).expect(200, {});
+      await post("/NetworkDriver.DiscoverNew", { DiscoveryType: 1 }).expect(200, {});
+      await post("/NetworkDriver.DiscoverDelete", { DiscoveryType: 1 }).expect(200, {});
+    });
+  });
+
+  describe("bridge mode", () => {
+    it("moves the NIC onto a bridge with MAC rewriting, and answers the host as gateway", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody({}, { mode: "bridge" })).expect(200);
+      expect(calls("createBridge")).to.deep.equal([["azbr-eth0", "00:0d:3a:00:00:01", 1500]]);
+      expect(calls("setLinkMaster")).to.deep.equal([["eth0", "azbr-eth0"]]);
+      expect(calls("setBridgeChainRules")[0]).to.deep.equal([
+        "AZV-BR-OUT-eth0",
+        [
+          [
+            "-s",
+            "!",
+            "00:0d:3a:00:00:01",
+            "-j",
+            "snat",
+            "--to-source",
+            "00:0d:3a:00:00:01",
+            "--snat-arp",
+            "--snat-target",
+            "ACCEPT",
+          ],
+        ],
+      ]);
+      await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: NET,
+        EndpointID: EP,
+        Interface: { Address: "10.1.0.5/24" },
+      }).expect(200);
+      const join = await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" });
+      expect(join.body.Gateway).to.equal("10.1.0.4");
+      expect(calls("setBridgeChainRules").at(-1)).to.deep.equal([
+        "AZV-BR-IN-eth0",
+        [
+          [
+            "-p",
+            "IPv4",
+            "--ip-dst",
+            "10.1.0.5",
+            "-j",
+            "dnat",
+            "--to-destination",
+            "0a:58:0a:01:00:05",
+            "--dnat-target",
+            "ACCEPT",
+          ],
+          [
+            "-p",
+            "ARP",
+            "--arp-ip-dst",
+            "10.1.0.5",
+            "-j",
+            "dnat",
+            "--to-destination",
+            "0a:58:0a:01:00:05",
+            "--dnat-target",
+            "ACCEPT",
+          ],
+        ],
+      ]);
+    });
+  });
+});
