@@ -6,13 +6,12 @@
  * traffic arrive from vm1's public address. Then it removes everything it made, also after a failure
  * or Ctrl-C. Exit status 0 only when every step passed.
  */
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
+import { delimiter, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-import { nicDocument, startPluginInVm, type PluginProcess } from "../test/helpers/azure-vm.js";
+import { startAzureEndpoints, startPluginInVm, type PluginProcess } from "../test/helpers/azure-vm.js";
 import { startDockerd, type Dockerd } from "../test/helpers/dockerd.js";
 import { pollUntil, run } from "../test/helpers/run.js";
 import { createVnet, IMDS_IP, INET_HOST_IP, WIRESERVER_IP, type Vnet } from "../test/helpers/vnet.js";
@@ -28,14 +27,12 @@ const VM2 = { name: "vm2", mac: "00:0d:3a:00:00:02", primary: "10.1.0.10" };
 const SUBNET = "10.1.0.0/24";
 const HTTP_PORT = 8080;
 const INET_PORT = 9092;
-const FAKE_AZURE_MAIN = fileURLToPath(new URL("../test/helpers/fake-azure-main.js", import.meta.url));
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
 let vnet: Vnet | undefined;
 let vnetPending: Promise<Vnet> | undefined;
 let dockerd: Dockerd | undefined;
 let plugin: PluginProcess | undefined;
-let pluginDir: string | undefined;
 let dir: string | undefined;
 let interrupted: NodeJS.Signals | undefined;
 let cleaning: Promise<boolean> | undefined;
@@ -112,29 +109,6 @@ async function docker(...args: string[]): Promise<string> {
   return (await dockerd.dockerOk(args)).stdout.trim();
 }
 
-/** The Azure IMDS/wireserver stand-in in the fabric, answering for vm1's NIC; its output goes to a file. */
-async function startAzureStandIn(net: Vnet, workDir: string): Promise<void> {
-  const nicsFile = join(workDir, "nics.json");
-  const logFile = join(workDir, "fake-azure.log");
-  await writeFile(nicsFile, JSON.stringify(nicDocument(net, VM1.name)));
-  const out = openSync(logFile, "a");
-  try {
-    // prettier-ignore
-    net.spawnIn("fabric", [
-      process.execPath, FAKE_AZURE_MAIN, "--nics", nicsFile,
-      "--listen", `${IMDS_IP}:80`, "--listen", `${WIRESERVER_IP}:80`,
-    ], { stdio: ["ignore", out, out] });
-  } finally {
-    closeSync(out);
-  }
-  await pollUntil(
-    "the Azure stand-in to answer vm1",
-    async () =>
-      (await net.tcpProbe(VM1.name, IMDS_IP, 80, { source: VM1.primary, timeoutMs: 500 })).connected,
-    { timeoutMs: 15_000 },
-  );
-}
-
 async function demo(): Promise<void> {
   say(`azure-vnet demo: a container directly on an (emulated) Azure VNet ${SUBNET}`);
   say(`  vm1   NIC ${VM1.mac}: primary ${VM1.primary}, secondary IPs ${VM1.secondaries.join(" ")},`);
@@ -154,16 +128,10 @@ async function demo(): Promise<void> {
   const pluginsDir = join(workDir, "plugins");
 
   await step(`starting the Azure IMDS/wireserver stand-in (${IMDS_IP}, ${WIRESERVER_IP})`, () =>
-    startAzureStandIn(net, workDir),
+    startAzureEndpoints(net, VM1.name, workDir).then(() => undefined),
   );
   await step("starting the azure-vnet plugin in vm1", async () => {
-    const pending = startPluginInVm(net, VM1.name, { pluginsDir, stateDir: join(workDir, "state") });
-    // Known as soon as it starts, so the cleanup can remove the helper's log folder even mid-way.
-    void pending.then(
-      (p) => (pluginDir = dirname(p.logFile)),
-      () => undefined,
-    );
-    plugin = await pending;
+    plugin = await startPluginInVm(net, VM1.name, workDir);
     const pool = (await plugin.status()).pool[0];
     return `it read vm1's NIC from IMDS: free ${pool?.free.join(" ") ?? "?"}`;
   });
@@ -328,9 +296,7 @@ function cleanup(): Promise<boolean> {
               .filter((line) => line.startsWith(`${net.prefix}-`));
             if (left.length > 0) problems.push(`namespaces left: ${left.join(", ")}`);
           }
-          for (const folder of [dir, pluginDir]) {
-            if (folder !== undefined) await rm(folder, { recursive: true, force: true });
-          }
+          if (dir !== undefined) await rm(dir, { recursive: true, force: true });
           if (problems.length > 0) throw new Error(problems.join("\n"));
           return net === undefined ? "nothing had been started" : "nothing left";
         },

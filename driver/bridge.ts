@@ -107,35 +107,21 @@ async function setInboundRules(
       .map((n) => n.id),
   );
   const endpoints = Object.values(state.endpoints).filter(
-    (e: EndpointRecord) => networks.has(e.networkId) && e.id !== leaving,
+    (e) => networks.has(e.networkId) && e.id !== leaving,
   );
+  const toContainer = (e: EndpointRecord) => [
+    "-j",
+    "dnat",
+    "--to-destination",
+    e.macAddress,
+    "--dnat-target",
+    "ACCEPT",
+  ];
   await host.setBridgeChainRules(
     inChain(network.interfaceName),
     endpoints.flatMap((e) => [
-      [
-        "-p",
-        "IPv4",
-        "--ip-dst",
-        e.address,
-        "-j",
-        "dnat",
-        "--to-destination",
-        e.macAddress,
-        "--dnat-target",
-        "ACCEPT",
-      ],
-      [
-        "-p",
-        "ARP",
-        "--arp-ip-dst",
-        e.address,
-        "-j",
-        "dnat",
-        "--to-destination",
-        e.macAddress,
-        "--dnat-target",
-        "ACCEPT",
-      ],
+      ["-p", "IPv4", "--ip-dst", e.address, ...toContainer(e)],
+      ["-p", "ARP", "--arp-ip-dst", e.address, ...toContainer(e)],
     ]),
   );
 }

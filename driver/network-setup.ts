@@ -42,21 +42,37 @@ export function forwardRules(network: NetworkRecord, path: TrafficPath): string[
   ];
 }
 
+type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[] };
+
+/** The jumps from built-in chains into the network's own chains. */
+function networkJumps(network: NetworkRecord, path: TrafficPath): Jump[] {
+  const forward = forwardChainName(network.id);
+  const jumps: Jump[] = [
+    { table: "filter", from: "FORWARD", to: forward, match: path.fromContainers },
+    { table: "filter", from: "FORWARD", to: forward, match: path.toContainers },
+  ];
+  if (!network.internal) {
+    jumps.push({
+      table: "nat",
+      from: "POSTROUTING",
+      to: natChainName(network.id),
+      match: ["-s", network.subnet, "-o", path.egress],
+    });
+  }
+  return jumps;
+}
+
 /** Makes the network's chains and jumps exactly what they should be; safe to repeat. */
 export async function ensureNetworkRules(
   host: HostNetwork,
   network: NetworkRecord,
   path: TrafficPath,
 ): Promise<void> {
-  const comment = ruleComment(network.id);
-  const forward = forwardChainName(network.id);
-  await host.setChainRules("filter", forward, forwardRules(network, path));
-  await host.ensureJump("filter", "FORWARD", forward, path.fromContainers, comment);
-  await host.ensureJump("filter", "FORWARD", forward, path.toContainers, comment);
-  if (network.internal) return;
-  const nat = natChainName(network.id);
-  await host.setChainRules("nat", nat, natRules(network));
-  await host.ensureJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment);
+  await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network, path));
+  if (!network.internal) await host.setChainRules("nat", natChainName(network.id), natRules(network));
+  for (const jump of networkJumps(network, path)) {
+    await host.ensureJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id));
+  }
 }
 
 /** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */
@@ -65,15 +81,12 @@ export async function deleteNetworkRules(
   network: NetworkRecord,
   path: TrafficPath,
 ): Promise<void> {
-  const comment = ruleComment(network.id);
-  const forward = forwardChainName(network.id);
-  const nat = natChainName(network.id);
   await keepGoing(`removing the rules of network ${network.id.slice(0, 12)}`, [
-    () => host.deleteJump("nat", "POSTROUTING", nat, ["-s", network.subnet, "-o", path.egress], comment),
-    () => host.deleteChain("nat", nat),
-    () => host.deleteJump("filter", "FORWARD", forward, path.fromContainers, comment),
-    () => host.deleteJump("filter", "FORWARD", forward, path.toContainers, comment),
-    () => host.deleteChain("filter", forward),
+    ...networkJumps(network, path).map(
+      (jump) => () => host.deleteJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id)),
+    ),
+    () => host.deleteChain("nat", natChainName(network.id)),
+    () => host.deleteChain("filter", forwardChainName(network.id)),
   ]);
 }
 

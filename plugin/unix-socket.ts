@@ -11,7 +11,7 @@ import { ConflictError } from "./errors.js";
 /** Resolves once `server` listens on `path` (mode 0600: only root may talk to the plugin). */
 export async function listenOnUnixSocket(server: Server, path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  if (await answers(path)) {
+  if (await socketAnswers(path)) {
     throw new ConflictError(`${path} is already served by another process`, {
       hint: "stop the other plugin instance, or give this one another --socket",
     });
@@ -29,7 +29,8 @@ export async function listenOnUnixSocket(server: Server, path: string): Promise<
   await chmod(path, 0o600);
 }
 
-function answers(path: string): Promise<boolean> {
+/** True when a process accepts connections on the unix socket at `path`. */
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(path);
     socket.once("connect", () => {

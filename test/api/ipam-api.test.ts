@@ -4,10 +4,10 @@
  */
 import { expect } from "chai";
 import { readFile } from "node:fs/promises";
-import http from "node:http";
 import {
   ETH0_MAC,
   ETH1_MAC,
+  rawPost,
   startPlugin,
   twoNicPool,
   type PluginUnderTest,
@@ -15,22 +15,6 @@ import {
 
 const ANY_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;any`;
 const SUBNET_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;subnet`;
-
-/** POSTs exactly these bytes, with no Content-Type, like dockerd. */
-function rawPost(socketPath: string, path: string, body: string): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, path, method: "POST", headers: { Accept: "application/vnd.docker.plugins.v1.2+json" } },
-      (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as unknown }));
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 describe("IpamDriver API over the unix socket", () => {
   let plugin: PluginUnderTest;

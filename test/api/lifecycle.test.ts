@@ -10,7 +10,11 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import { rawPost, startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import { socketAnswers } from "../../plugin/unix-socket.js";
+
+const postJson = async (socketPath: string, path: string, body: unknown) =>
+  (await rawPost(socketPath, path, JSON.stringify(body))).json;
 import { pollUntil } from "../helpers/run.js";
 
 const MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
@@ -27,17 +31,6 @@ function runPlugin(args: string[]): { child: ChildProcess; exited: Promise<Exit>
     child.once("exit", (code, signal) => resolve({ code, signal, stderr, stdout })),
   );
   return { child, exited };
-}
-
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(path);
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 describe("plugin lifecycle", function () {
@@ -165,11 +158,11 @@ describe("plugin lifecycle", function () {
 
     it("replaces the stale socket and lock of a killed instance and keeps its allocations", async () => {
       const a = await startServing();
-      const reply = await fetchOverSocket(join(dir, "a.sock"), "/IpamDriver.RequestPool", {
+      const reply = await postJson(join(dir, "a.sock"), "/IpamDriver.RequestPool", {
         Pool: "10.1.0.0/24",
       });
       const poolId = (reply as { PoolID: string }).PoolID;
-      await fetchOverSocket(join(dir, "a.sock"), "/IpamDriver.RequestAddress", {
+      await postJson(join(dir, "a.sock"), "/IpamDriver.RequestAddress", {
         PoolID: poolId,
         Address: "10.1.0.5",
       });
@@ -178,7 +171,7 @@ describe("plugin lifecycle", function () {
       expect(existsSync(join(dir, "a.sock"))).to.equal(true);
       expect(existsSync(join(dir, "state", "azure-vnet.lock"))).to.equal(true);
       await startServing();
-      const again = await fetchOverSocket(join(dir, "a.sock"), "/IpamDriver.RequestAddress", {
+      const again = await postJson(join(dir, "a.sock"), "/IpamDriver.RequestAddress", {
         PoolID: poolId,
         Address: "10.1.0.5",
       });
@@ -217,15 +210,3 @@ describe("plugin lifecycle", function () {
     });
   });
 });
-
-function fetchOverSocket(socketPath: string, path: string, body: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const client = net.connect(socketPath);
-    const payload = JSON.stringify(body);
-    let text = "";
-    client.on("data", (chunk: Buffer) => (text += chunk.toString()));
-    client.on("end", () => resolve(JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as unknown));
-    client.on("error", reject);
-    client.write(`POST ${path} HTTP/1.0\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`);
-  });
-}

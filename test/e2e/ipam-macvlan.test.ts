@@ -5,12 +5,9 @@
  * does, which is why the project needs its own network driver. Root only.
  */
 import { expect } from "chai";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startAzureEndpoints, startPluginInVm, type PluginProcess } from "../helpers/azure-vm.js";
-import { startDockerd, type Dockerd } from "../helpers/dockerd.js";
-import { createVnet, type Vnet } from "../helpers/vnet.js";
+import { startAzureTestbed, type AzureTestbed, type PluginProcess } from "../helpers/azure-vm.js";
+import type { Dockerd } from "../helpers/dockerd.js";
+import type { Vnet } from "../helpers/vnet.js";
 
 const SECONDARIES = ["10.1.0.5", "10.1.0.6", "10.1.0.7"];
 
@@ -18,30 +15,24 @@ type NetworkInspect = { IPAM: { Config: { Subnet: string; Gateway: string }[] } 
 
 describe("e2e: azure IPAM with Docker's macvlan driver on an emulated Azure VNet", function () {
   this.timeout(180_000);
-  let vnet: Vnet | undefined;
+  let testbed: AzureTestbed | undefined;
+  let vnet: Vnet;
   let dockerd: Dockerd;
   let plugin: PluginProcess;
-  let dir: string;
 
   before(async () => {
-    if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (network namespaces, dockerd)");
-    dir = await mkdtemp(join(tmpdir(), "azure-vnet-macvlan-"));
-    vnet = await createVnet({
-      vms: [
+    testbed = await startAzureTestbed(
+      [
         { name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: SECONDARIES },
         { name: "vm2", mac: "00:0d:3a:00:00:02", primary: "10.1.0.10" },
       ],
-    });
-    await startAzureEndpoints(vnet, "vm1", dir);
-    const pluginsDir = join(dir, "plugins");
-    plugin = await startPluginInVm(vnet, "vm1", { pluginsDir });
-    dockerd = await startDockerd(vnet, "vm1", { pluginsDir });
-    await dockerd.importBusybox();
+      "macvlan",
+    );
+    ({ vnet, dockerd, plugin } = testbed);
   });
 
   after(async () => {
-    await vnet?.teardown();
-    await rm(dir, { recursive: true, force: true });
+    await testbed?.teardown();
   });
 
   const docker = (...args: string[]) => dockerd.docker(args);
@@ -139,15 +130,15 @@ describe("e2e: azure IPAM with Docker's macvlan driver on an emulated Azure VNet
   });
 
   it("the other VM cannot reach the macvlan container: the fabric drops frames with the container's own MAC", async () => {
-    const dropsBefore = await vnet!.spoofDropCount("vm1");
+    const dropsBefore = await vnet.spoofDropCount("vm1");
     const fromContainer = await docker("exec", "pinned", "ping", "-c", "2", "-W", "1", "10.1.0.10");
     expect(fromContainer.code, "container → vm2 fails").to.not.equal(0);
-    expect(await vnet!.spoofDropCount("vm1"), "the fabric dropped the container's frames").to.be.greaterThan(
+    expect(await vnet.spoofDropCount("vm1"), "the fabric dropped the container's frames").to.be.greaterThan(
       dropsBefore,
     );
-    const fromVm2 = await vnet!.exec("vm2", ["busybox", "ping", "-c", "2", "-W", "1", "10.1.0.7"]);
+    const fromVm2 = await vnet.exec("vm2", ["busybox", "ping", "-c", "2", "-W", "1", "10.1.0.7"]);
     expect(fromVm2.code, "vm2 → container fails").to.not.equal(0);
-    const vmItself = await vnet!.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", "10.1.0.10"]);
+    const vmItself = await vnet.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", "10.1.0.10"]);
     expect(vmItself.code, "while the VM itself reaches vm2").to.equal(0);
   });
 

@@ -6,13 +6,10 @@
  * left exactly as it was. Root only.
  */
 import { expect } from "chai";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startAzureEndpoints, startPluginInVm, type PluginProcess } from "../helpers/azure-vm.js";
-import { startDockerd, type Dockerd } from "../helpers/dockerd.js";
+import { startAzureTestbed, type AzureTestbed, type PluginProcess } from "../helpers/azure-vm.js";
+import type { Dockerd } from "../helpers/dockerd.js";
 import { snapshotHost, type HostSnapshot } from "../helpers/host-snapshot.js";
-import { createVnet, INET_HOST_IP, ONPREM_HOST_IP, type Vnet } from "../helpers/vnet.js";
+import { INET_HOST_IP, ONPREM_HOST_IP, type Vnet } from "../helpers/vnet.js";
 
 const SECONDARIES = ["10.1.0.5", "10.1.0.6", "10.1.0.7", "10.1.0.8"];
 const VM1 = {
@@ -30,14 +27,14 @@ type NetworkInspect = { IPAM: { Config: { Subnet?: string; Gateway?: string }[] 
 for (const mode of ["transparent", "bridge"] as const) {
   describe(`e2e: the azure network driver in ${mode} mode on an emulated Azure VNet`, function () {
     this.timeout(180_000);
-    let vnet: Vnet | undefined;
+    let testbed: AzureTestbed | undefined;
+    let vnet: Vnet;
     let dockerd: Dockerd;
     let plugin: PluginProcess;
-    let dir: string;
     let pristine: HostSnapshot;
     let spoofDropsAtStart: number;
     const vmReachesVm2 = async () =>
-      (await vnet!.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", VM2.primary])).code === 0;
+      (await vnet.exec("vm1", ["busybox", "ping", "-c", "1", "-W", "2", VM2.primary])).code === 0;
 
     const docker = (...args: string[]) => dockerd.docker(args);
     const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
@@ -58,21 +55,14 @@ for (const mode of ["transparent", "bridge"] as const) {
       dockerOk("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container);
 
     before(async () => {
-      if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (network namespaces, dockerd)");
-      dir = await mkdtemp(join(tmpdir(), `azure-vnet-${mode}-`));
-      vnet = await createVnet({ vms: [VM1, VM2] });
-      await startAzureEndpoints(vnet, "vm1", dir);
-      const pluginsDir = join(dir, "plugins");
-      plugin = await startPluginInVm(vnet, "vm1", { pluginsDir });
-      dockerd = await startDockerd(vnet, "vm1", { pluginsDir });
-      await dockerd.importBusybox();
+      testbed = await startAzureTestbed([VM1, VM2], mode);
+      ({ vnet, dockerd, plugin } = testbed);
       pristine = await snapshotHost(vnet, "vm1");
       spoofDropsAtStart = await vnet.spoofDropCount("vm1");
     });
 
     after(async () => {
-      await vnet?.teardown();
-      await rm(dir, { recursive: true, force: true });
+      await testbed?.teardown();
     });
 
     it("a. creates a network without --subnet (0.0.0.0/0, Azure gateway) and with --subnet", async () => {
@@ -145,13 +135,13 @@ for (const mode of ["transparent", "bridge"] as const) {
         "-h",
         "/",
       );
-      const probe = await vnet!.tcpProbe("vm2", "10.1.0.5", HTTP_PORT, { payload: "GET / HTTP/1.0\r\n\r\n" });
+      const probe = await vnet.tcpProbe("vm2", "10.1.0.5", HTTP_PORT, { payload: "GET / HTTP/1.0\r\n\r\n" });
       expect(probe.connected, probe.error).to.equal(true);
       expect(probe.data).to.match(/^HTTP\/1\.[01] /);
       const logs = await docker("logs", "c1");
       expect(logs.stdout + logs.stderr, "the container saw vm2's own address").to.contain("10.1.0.10");
 
-      const recorder = await vnet!.startTcpRecorder("vm2", VM2.primary, 9090);
+      const recorder = await vnet.startTcpRecorder("vm2", VM2.primary, 9090);
       try {
         await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${VM2.primary} 9090`);
         const [connection] = await recorder.waitForConnections(1);
@@ -162,11 +152,11 @@ for (const mode of ["transparent", "bridge"] as const) {
     });
 
     it("d. an on-premises host reaches the container and is reached by it, without NAT", async () => {
-      const probe = await vnet!.tcpProbe("onprem", "10.1.0.5", HTTP_PORT, {
+      const probe = await vnet.tcpProbe("onprem", "10.1.0.5", HTTP_PORT, {
         payload: "GET / HTTP/1.0\r\n\r\n",
       });
       expect(probe.connected, probe.error).to.equal(true);
-      const recorder = await vnet!.startTcpRecorder("onprem", ONPREM_HOST_IP, 9091);
+      const recorder = await vnet.startTcpRecorder("onprem", ONPREM_HOST_IP, 9091);
       try {
         await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${ONPREM_HOST_IP} 9091`);
         const [connection] = await recorder.waitForConnections(1);
@@ -177,7 +167,7 @@ for (const mode of ["transparent", "bridge"] as const) {
     });
 
     it("e. an internet host sees the container's traffic arrive from the VM's public address", async () => {
-      const recorder = await vnet!.startTcpRecorder("inet", INET_HOST_IP, 9092);
+      const recorder = await vnet.startTcpRecorder("inet", INET_HOST_IP, 9092);
       try {
         await dockerOk("exec", "c1", "sh", "-c", `echo hi | nc ${INET_HOST_IP} 9092`);
         const [connection] = await recorder.waitForConnections(1);
@@ -287,12 +277,12 @@ for (const mode of ["transparent", "bridge"] as const) {
     }
 
     it("no container frame was ever dropped by the fabric's MAC/IP anti-spoofing", async () => {
-      expect(await vnet!.spoofDropCount("vm1")).to.equal(spoofDropsAtStart);
+      expect(await vnet.spoofDropCount("vm1")).to.equal(spoofDropsAtStart);
     });
 
     it("h. after the containers and the network are gone, the host is exactly as before", async () => {
       await dockerOk("network", "rm", "vnet");
-      const after = await snapshotHost(vnet!, "vm1");
+      const after = await snapshotHost(vnet, "vm1");
       expect(after).to.deep.equal(pristine);
       expect(await vmReachesVm2(), "the VM itself keeps its connectivity").to.equal(true);
       const status = await plugin.status();

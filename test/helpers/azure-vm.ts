@@ -4,7 +4,7 @@
  * process itself inside the VM's namespace with its socket where the VM's dockerd looks for plugins.
  */
 import { openSync, closeSync, readFileSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
 import { pollUntil, killPid } from "./run.js";
-import { IMDS_IP, WIRESERVER_IP, type Vnet } from "./vnet.js";
+import { startDockerd, type Dockerd } from "./dockerd.js";
+import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vnet.js";
 
 const PLUGIN_MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
 const FAKE_AZURE_MAIN = fileURLToPath(new URL("./fake-azure-main.js", import.meta.url));
@@ -77,15 +78,18 @@ export type PluginProcess = {
   stop(): Promise<void>;
 };
 
-/** Starts the plugin in `vmName`'s namespace with its socket at `<pluginsDir>/azure.sock`. */
+/**
+ * Starts the plugin in `vmName`'s namespace with its socket at `<dir>/plugins/azure.sock` (give the
+ * VM's dockerd `<dir>/plugins` as its plugins folder), its state and log in `dir`, which the caller owns.
+ */
 export async function startPluginInVm(
   vnet: Vnet,
   vmName: string,
-  options: { pluginsDir: string; stateDir?: string; args?: string[] },
+  dir: string,
+  args: string[] = [],
 ): Promise<PluginProcess> {
-  const dir = await mkdtemp(join(tmpdir(), "azure-vnet-e2e-"));
-  const socketPath = join(options.pluginsDir, "azure.sock");
-  const stateDir = options.stateDir ?? join(dir, "state");
+  const socketPath = join(dir, "plugins", "azure.sock");
+  const stateDir = join(dir, "state");
   const logFile = join(dir, "plugin.log");
   const out = openSync(logFile, "a");
   const child = vnet.spawnIn(
@@ -99,7 +103,7 @@ export async function startPluginInVm(
       stateDir,
       "--log-level",
       "debug",
-      ...(options.args ?? []),
+      ...args,
     ],
     { stdio: ["ignore", out, out] },
   );
@@ -147,4 +151,38 @@ function getJson(socketPath: string, path: string): Promise<unknown> {
       })
       .on("error", reject);
   });
+}
+
+/** An emulated Azure VM running the plugin and a private dockerd with the busybox image, in a VNet. */
+export type AzureTestbed = {
+  vnet: Vnet;
+  dir: string;
+  plugin: PluginProcess;
+  dockerd: Dockerd;
+  teardown(): Promise<void>;
+};
+
+/**
+ * Builds the VNet, the Azure stand-in answering for vm1, the plugin and a dockerd in vm1, and imports
+ * busybox. If any step fails, what was built is torn down before the error is rethrown.
+ */
+export async function startAzureTestbed(vms: VmSpec[], name: string): Promise<AzureTestbed> {
+  if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (network namespaces, dockerd)");
+  const dir = await mkdtemp(join(tmpdir(), `azure-vnet-${name}-`));
+  let vnet: Vnet | undefined;
+  const teardown = async () => {
+    await vnet?.teardown();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    vnet = await createVnet({ vms });
+    await startAzureEndpoints(vnet, "vm1", dir);
+    const plugin = await startPluginInVm(vnet, "vm1", dir);
+    const dockerd = await startDockerd(vnet, "vm1", { pluginsDir: join(dir, "plugins") });
+    await dockerd.importBusybox();
+    return { vnet, dir, plugin, dockerd, teardown };
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
 }

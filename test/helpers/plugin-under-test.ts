@@ -3,6 +3,7 @@
  * fake host (two NICs, eth0 and eth1) and a pool from a file or from the Azure stand-in.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import supertest from "supertest";
@@ -104,4 +105,24 @@ export async function startPlugin(
     },
   };
   return handle;
+}
+
+/** POSTs exactly these bytes, with no Content-Type, like dockerd. */
+export function rawPost(
+  socketPath: string,
+  path: string,
+  body: string,
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath, path, method: "POST", headers: { Accept: "application/vnd.docker.plugins.v1.2+json" } },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as unknown }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
