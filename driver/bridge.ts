@@ -17,8 +17,12 @@ export function bridgeName(nic: string): string {
   return `azbr-${nic}`.slice(0, 15);
 }
 
+/** A link name is one of our bridges. */
+export const BRIDGE_PREFIX = "azbr-";
+
 const outChain = (nic: string) => `AZV-BR-OUT-${nic}`;
 const inChain = (nic: string) => `AZV-BR-IN-${nic}`;
+const spoofChain = (nic: string) => `AZV-BR-SPOOF-${nic}`;
 
 export const bridgeDataPath: DataPath = {
   trafficPath(network) {
@@ -26,11 +30,12 @@ export const bridgeDataPath: DataPath = {
     return { egress: bridge, fromContainers: ["-i", bridge], toContainers: ["-o", bridge] };
   },
 
+  // Idempotent for every bridge network of the NIC, so a restart can re-verify it as it is.
   async setupNetwork(host, network, state) {
-    if (otherBridgeNetworks(state, network).length > 0) return;
+    const nic = network.interfaceName;
     try {
       await attachNicToBridge(host, network);
-      await host.setBridgeChainRules(outChain(network.interfaceName), [
+      await host.setBridgeChainRules(outChain(nic), [
         [
           "-s",
           "!",
@@ -44,23 +49,20 @@ export const bridgeDataPath: DataPath = {
           "ACCEPT",
         ],
       ]);
-      await host.ensureBridgeJump(
-        "POSTROUTING",
-        "-o",
-        network.interfaceName,
-        outChain(network.interfaceName),
-      );
-      await host.setBridgeChainRules(inChain(network.interfaceName), []);
-      await host.ensureBridgeJump("PREROUTING", "-i", network.interfaceName, inChain(network.interfaceName));
+      await host.ensureBridgeJump("POSTROUTING", ["-o", nic], outChain(nic));
+      await setEndpointRules(host, nic, state, undefined);
+      await host.ensureBridgeJump("PREROUTING", ["-i", nic], inChain(nic));
+      await host.ensureBridgeJump("PREROUTING", [], spoofChain(nic));
     } catch (error) {
-      await teardownNicBridge(host, network).catch(() => undefined);
+      if (otherBridgeNetworks(state, network).length === 0)
+        await teardownNicBridge(host, nic).catch(() => undefined);
       throw error;
     }
   },
 
   async teardownNetwork(host, network, state) {
     if (otherBridgeNetworks(state, network).length > 0) return;
-    await teardownNicBridge(host, network);
+    await teardownNicBridge(host, network.interfaceName);
   },
 
   async setupEndpoint(host, network, endpoint, state): Promise<EndpointLinks> {
@@ -69,9 +71,7 @@ export const bridgeDataPath: DataPath = {
     await host.deleteLink(hostEnd);
     await host.createVethPair(hostEnd, containerEnd, network.mtu, endpoint.macAddress);
     try {
-      await host.setLinkMaster(hostEnd, bridgeName(network.interfaceName));
-      await host.setLinkUp(hostEnd);
-      await setInboundRules(host, network, state, undefined);
+      await bridgeBackToVeth(host, network, endpoint, state);
     } catch (error) {
       await host.deleteLink(hostEnd).catch(() => undefined);
       throw error;
@@ -79,14 +79,29 @@ export const bridgeDataPath: DataPath = {
     return { hostEnd, containerEnd };
   },
 
+  repairEndpoint: bridgeBackToVeth,
+
   async teardownEndpoint(host, network, endpoint, state) {
     await host.deleteLink(hostVethName(network.id, endpoint.id));
-    await setInboundRules(host, network, state, endpoint.id);
+    await setEndpointRules(host, network.interfaceName, state, endpoint.id);
   },
 
   // Off-subnet traffic goes through the host, which source-NATs it; on-subnet traffic is bridged.
   gateway: (network) => network.primary,
 };
+
+/** Puts the host end on the bridge and makes the per-endpoint ebtables rules current; idempotent. */
+async function bridgeBackToVeth(
+  host: HostNetwork,
+  network: NetworkRecord,
+  endpoint: EndpointRecord,
+  state: DriverState,
+): Promise<void> {
+  const hostEnd = hostVethName(network.id, endpoint.id);
+  await host.setLinkMaster(hostEnd, bridgeName(network.interfaceName));
+  await host.setLinkUp(hostEnd);
+  await setEndpointRules(host, network.interfaceName, state, undefined);
+}
 
 function otherBridgeNetworks(state: DriverState, network: NetworkRecord): NetworkRecord[] {
   return Object.values(state.networks).filter(
@@ -94,17 +109,20 @@ function otherBridgeNetworks(state: DriverState, network: NetworkRecord): Networ
   );
 }
 
-/** Frames for a container's address (and ARP replies to it) get the container's MAC back. */
-async function setInboundRules(
+/**
+ * The per-endpoint rules of a NIC's bridge: inbound, frames for a container's address (and ARP replies
+ * to it) get the container's MAC back; from a container's port, only its own MAC and address pass.
+ */
+async function setEndpointRules(
   host: HostNetwork,
-  network: NetworkRecord,
+  nic: string,
   state: DriverState,
   leaving: string | undefined,
 ): Promise<void> {
-  const networks = new Set(
+  const networks = new Map(
     Object.values(state.networks)
-      .filter((n) => n.mode === "bridge" && n.interfaceName === network.interfaceName)
-      .map((n) => n.id),
+      .filter((n) => n.mode === "bridge" && n.interfaceName === nic)
+      .map((n) => [n.id, n]),
   );
   const endpoints = Object.values(state.endpoints).filter(
     (e) => networks.has(e.networkId) && e.id !== leaving,
@@ -118,11 +136,23 @@ async function setInboundRules(
     "ACCEPT",
   ];
   await host.setBridgeChainRules(
-    inChain(network.interfaceName),
+    inChain(nic),
     endpoints.flatMap((e) => [
       ["-p", "IPv4", "--ip-dst", e.address, ...toContainer(e)],
       ["-p", "ARP", "--arp-ip-dst", e.address, ...toContainer(e)],
     ]),
+  );
+  await host.setBridgeChainRules(
+    spoofChain(nic),
+    endpoints.flatMap((e) => {
+      const port = ["-i", hostVethName(e.networkId, e.id)];
+      return [
+        [...port, "-s", "!", e.macAddress, "-j", "DROP"],
+        [...port, "-p", "IPv4", "--ip-src", "!", e.address, "-j", "DROP"],
+        [...port, "-p", "ARP", "--arp-ip-src", "!", e.address, "-j", "DROP"],
+        [...port, "-p", "ARP", "--arp-mac-src", "!", e.macAddress, "-j", "DROP"],
+      ];
+    }),
   );
 }
 
@@ -147,12 +177,13 @@ async function attachNicToBridge(host: HostNetwork, network: NetworkRecord): Pro
 }
 
 /** Undoes everything bridge mode did to a NIC, from whatever state it is in; safe to repeat. */
-async function teardownNicBridge(host: HostNetwork, network: NetworkRecord): Promise<void> {
-  const nic = network.interfaceName;
+export async function teardownNicBridge(host: HostNetwork, nic: string): Promise<void> {
   await keepGoing(`removing the bridge of ${nic}`, [
-    () => host.deleteBridgeJump("PREROUTING", "-i", nic, inChain(nic)),
+    () => host.deleteBridgeJump("PREROUTING", [], spoofChain(nic)),
+    () => host.deleteBridgeChain(spoofChain(nic)),
+    () => host.deleteBridgeJump("PREROUTING", ["-i", nic], inChain(nic)),
     () => host.deleteBridgeChain(inChain(nic)),
-    () => host.deleteBridgeJump("POSTROUTING", "-o", nic, outChain(nic)),
+    () => host.deleteBridgeJump("POSTROUTING", ["-o", nic], outChain(nic)),
     () => host.deleteBridgeChain(outChain(nic)),
     () => detachNicFromBridge(host, nic),
   ]);

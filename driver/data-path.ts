@@ -5,17 +5,12 @@
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
 import type { TrafficPath } from "./network-setup.js";
-import {
-  setupTransparentEndpoint,
-  teardownTransparentEndpoint,
-  transparentTrafficPath,
-} from "./transparent.js";
 
 export type EndpointLinks = { hostEnd: string; containerEnd: string };
 
 export type DataPath = {
   trafficPath(network: NetworkRecord): TrafficPath;
-  /** Host changes of the network itself, beyond forwarding and the firewall rules. */
+  /** Host changes of the network itself, beyond forwarding and the firewall rules; idempotent. */
   setupNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
   teardownNetwork(host: HostNetwork, network: NetworkRecord, state: DriverState): Promise<void>;
   /** Wires the endpoint; `containerEnd` is the interface Docker moves into the container. */
@@ -25,6 +20,13 @@ export type DataPath = {
     endpoint: EndpointRecord,
     state: DriverState,
   ): Promise<EndpointLinks>;
+  /** Re-applies the host side of a live endpoint whose veth exists, after a plugin restart. */
+  repairEndpoint(
+    host: HostNetwork,
+    network: NetworkRecord,
+    endpoint: EndpointRecord,
+    state: DriverState,
+  ): Promise<void>;
   teardownEndpoint(
     host: HostNetwork,
     network: NetworkRecord,
@@ -33,14 +35,4 @@ export type DataPath = {
   ): Promise<void>;
   /** The container's default gateway. */
   gateway(network: NetworkRecord): string;
-};
-
-export const transparentDataPath: DataPath = {
-  trafficPath: transparentTrafficPath,
-  setupNetwork: () => Promise.resolve(),
-  teardownNetwork: () => Promise.resolve(),
-  setupEndpoint: setupTransparentEndpoint,
-  teardownEndpoint: teardownTransparentEndpoint,
-  // On-link for the container (its address has the subnet's length); the host answers its ARP.
-  gateway: (network) => network.gateway,
 };

@@ -20,6 +20,8 @@ export type NetworkRecord = {
   /** Destinations reached with the container's own address (no SNAT), besides the NIC subnet and Azure DNS. */
   vnetRanges: string[];
   internal: boolean;
+  /** Containers may reach the Instance Metadata Service (-o imds=allow). */
+  imdsAccess: boolean;
   createdAt: string;
 };
 

@@ -15,7 +15,9 @@ import type { RequestBody } from "../plugin/request-fields.js";
 import { SerialQueue } from "../plugin/serial-queue.js";
 import type { StateFile } from "../plugin/state-file.js";
 import { bridgeDataPath } from "./bridge.js";
-import { transparentDataPath, type DataPath } from "./data-path.js";
+import type { DataPath } from "./data-path.js";
+import { restoreDataPath, type RestoreReport } from "./restore.js";
+import { transparentDataPath } from "./transparent.js";
 import type { EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
 import { containerMac } from "./names.js";
 import { dockerId, parseCreateNetwork } from "./network-options.js";
@@ -47,6 +49,13 @@ export class NetworkDriver {
   constructor(private readonly deps: NetworkDriverDeps) {
     this.dataPaths = { transparent: transparentDataPath, bridge: bridgeDataPath, ...deps.dataPaths };
     this.now = deps.now ?? (() => new Date());
+  }
+
+  /** At start, before serving: re-verifies the host against the records (see restore.ts). */
+  restore(): Promise<RestoreReport> {
+    return this.queue.run(() =>
+      restoreDataPath(this.deps.host, this.deps.state, (mode) => this.dataPath(mode), this.deps.logger),
+    );
   }
 
   getCapabilities(): CapabilitiesResponse {
@@ -241,6 +250,28 @@ export class NetworkDriver {
     });
   }
 
+  /**
+   * Removes an endpoint Docker no longer has (it ended while the plugin was away, or Docker's own
+   * cleanup failed to reach the plugin); called by reconciliation, never by a request.
+   */
+  async removeStaleEndpoint(endpointId: string, reason: string): Promise<void> {
+    const endpoint = this.deps.state.current.driver.endpoints[endpointId];
+    if (!endpoint) return;
+    await this.deleteEndpoint({ NetworkID: endpoint.networkId, EndpointID: endpointId });
+    this.deps.logger.warn("removed an endpoint Docker no longer has", {
+      endpointId,
+      address: endpoint.address,
+      reason,
+    });
+  }
+
+  /** Removes a network Docker no longer has, with its host changes; called by reconciliation. */
+  async removeStaleNetwork(networkId: string, reason: string): Promise<void> {
+    if (!this.deps.state.current.driver.networks[networkId]) return;
+    await this.deleteNetwork({ NetworkID: networkId });
+    this.deps.logger.warn("removed a network Docker no longer has", { networkId, reason });
+  }
+
   /** Networks and endpoints, for the operator's status view. */
   summary(): { networks: NetworkRecord[]; endpoints: EndpointRecord[] } {
     const { networks, endpoints } = this.deps.state.current.driver;
@@ -260,6 +291,7 @@ export class NetworkDriver {
       mtu: request.mtu ?? nic.mtu ?? 1500,
       vnetRanges: request.vnetRanges,
       internal: request.internal,
+      imdsAccess: request.imdsAccess,
       createdAt: this.now().toISOString(),
     };
   }

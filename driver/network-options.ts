@@ -14,6 +14,7 @@ export const DEFAULT_VNET_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/
 const MODE_OPTIONS = ["mode", "com.microsoft.azure.network.mode"];
 const MTU_OPTIONS = ["mtu", "com.docker.network.driver.mtu"];
 const VNET_RANGES_OPTION = "vnet-ranges";
+const IMDS_OPTION = "imds";
 const MODES: NetworkMode[] = ["transparent", "bridge"];
 
 export type CreateNetworkRequest = {
@@ -22,6 +23,8 @@ export type CreateNetworkRequest = {
   mtu: number | undefined;
   vnetRanges: string[];
   internal: boolean;
+  /** Whether containers may reach the Instance Metadata Service (and so the VM's identity tokens). */
+  imdsAccess: boolean;
   /** The subnet gateway the IPAM driver chose; it identifies the NIC subnet. */
   gateway: IpAddress;
 };
@@ -49,6 +52,7 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
   let mode: NetworkMode = "transparent";
   let mtu: number | undefined;
   let vnetRanges = DEFAULT_VNET_RANGES;
+  let imdsAccess = false;
   for (const [key, raw] of Object.entries(generic)) {
     const value = typeof raw === "string" ? raw : String(raw);
     if (MODE_OPTIONS.includes(key)) {
@@ -67,20 +71,21 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
       }
     } else if (key === VNET_RANGES_OPTION) {
       vnetRanges = parseRanges(value);
+    } else if (key === IMDS_OPTION) {
+      if (value !== "allow" && value !== "deny") {
+        throw new InvalidParameterError(`-o imds=${value} is not allow or deny`, {
+          hint: "containers reach the Instance Metadata Service (and the VM's identity tokens) only with -o imds=allow",
+        });
+      }
+      imdsAccess = value === "allow";
     } else {
       throw new InvalidParameterError(`unknown option -o ${key}`, {
-        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION].map((k) => `${k}=...`).join(", ")}`,
+        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION, IMDS_OPTION].map((k) => `${k}=...`).join(", ")}`,
       });
     }
   }
-  return {
-    networkId,
-    mode,
-    mtu,
-    vnetRanges,
-    internal: options[INTERNAL_OPTION] === true,
-    gateway: ipv4Gateway(body),
-  };
+  const internal = options[INTERNAL_OPTION] === true;
+  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway: ipv4Gateway(body) };
 }
 
 function parseRanges(value: string): string[] {

@@ -12,6 +12,8 @@ import { forwardChainName, natChainName, ruleComment } from "./names.js";
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
 export const AZURE_DNS = "168.63.129.16/32";
 export const FORWARDING_SYSCTL = "net/ipv4/ip_forward";
+/** The Instance Metadata Service hands out the VM's managed-identity tokens to whoever asks. */
+export const IMDS = "169.254.169.254/32";
 
 /** Where a network's container traffic enters and leaves the host, for the FORWARD and NAT rules. */
 export type TrafficPath = {
@@ -32,14 +34,19 @@ export function natRules(network: NetworkRecord): string[][] {
   ];
 }
 
-/** The filter chain's rules: everything for a normal network; only container-to-container for --internal. */
+/**
+ * The filter chain's rules: no IMDS unless the network allows it; then everything for a normal
+ * network, and only container-to-container for --internal.
+ */
 export function forwardRules(network: NetworkRecord, path: TrafficPath): string[][] {
-  if (!network.internal) return [["-j", "ACCEPT"]];
-  return [
-    ["-o", path.egress, "-j", "DROP"],
-    ["-i", path.egress, "-j", "DROP"],
-    ["-j", "ACCEPT"],
-  ];
+  const imds = network.imdsAccess ? [] : [["-d", IMDS, "-j", "DROP"]];
+  const isolation = network.internal
+    ? [
+        ["-o", path.egress, "-j", "DROP"],
+        ["-i", path.egress, "-j", "DROP"],
+      ]
+    : [];
+  return [...imds, ...isolation, ["-j", "ACCEPT"]];
 }
 
 type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[] };

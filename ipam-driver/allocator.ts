@@ -314,3 +314,10 @@ export function recordEndpointOwner(state: IpamState, address: string, endpointI
   const reservation = state.reservations[address];
   if (reservation) reservation.endpointId = endpointId;
 }
+
+/** Drops a reservation whatever its pool: for addresses Docker no longer uses (reconciliation). */
+export function dropReservation(state: IpamState, address: string): Reservation | undefined {
+  const reservation = state.reservations[address];
+  if (reservation) delete state.reservations[address];
+  return reservation;
+}

@@ -9,6 +9,7 @@ import { booleanField, stringField, stringMapField, type RequestBody } from "../
 import type { StateFile } from "../plugin/state-file.js";
 import * as allocator from "./allocator.js";
 import { normalizeMac, type Inventory } from "./inventory.js";
+import type { Reservation } from "./ipam-state.js";
 import type { InventoryRefresher } from "./inventory-refresher.js";
 import { parseIp, parsePrefix, type IpPrefix } from "./ip.js";
 import {
@@ -95,6 +96,22 @@ export class IpamDriver {
     if (!address) throw new InvalidParameterError(`"Address" ${JSON.stringify(text)} is not an IP address`);
     await this.deps.state.update((draft) => allocator.releaseAddress(draft.ipam, poolId, address));
     return {};
+  }
+
+  /** Every reservation, for reconciliation against Docker. */
+  reservations(): Reservation[] {
+    return Object.values(this.deps.state.current.ipam.reservations);
+  }
+
+  /** Releases an address Docker no longer uses; called by reconciliation, never by a request. */
+  async releaseStale(address: string, reason: string): Promise<void> {
+    const dropped = await this.deps.state.update((draft) => allocator.dropReservation(draft.ipam, address));
+    if (dropped)
+      this.deps.logger.warn("released an address Docker no longer uses", {
+        address,
+        reason,
+        poolId: dropped.poolId,
+      });
   }
 
   /** Addresses per NIC subnet, for the operator's status view. */

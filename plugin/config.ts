@@ -19,6 +19,9 @@ export type PluginConfig = {
   refreshIntervalMs: number;
   sourceTimeoutMs: number;
   logLevel: LogLevel;
+  dockerSocket: string;
+  reconcileIntervalMs: number;
+  reconcileGraceMs: number;
 };
 
 type OptionSpec = { flag: string; env: string; default: string | undefined; help: string };
@@ -79,6 +82,24 @@ export const OPTIONS: Record<keyof PluginConfig, OptionSpec> = {
     default: "info",
     help: `${LOG_LEVELS.join(", ")}`,
   },
+  dockerSocket: {
+    flag: "docker-socket",
+    env: "AZURE_VNET_DOCKER_SOCKET",
+    default: "/var/run/docker.sock",
+    help: "Docker API socket, for reconciling the plugin's records with Docker in the background",
+  },
+  reconcileIntervalMs: {
+    flag: "reconcile-interval",
+    env: "AZURE_VNET_RECONCILE_INTERVAL",
+    default: "60",
+    help: "seconds between reconciliations with Docker; 0 turns them off",
+  },
+  reconcileGraceMs: {
+    flag: "reconcile-grace",
+    env: "AZURE_VNET_RECONCILE_GRACE",
+    default: "60",
+    help: "seconds a record must have existed before reconciliation may remove it",
+  },
 };
 
 /** Reads flags over environment over defaults. Throws InvalidParameterError naming the bad option. */
@@ -106,11 +127,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     }
     return value as T;
   };
-  const seconds = (key: keyof PluginConfig): number => {
+  const seconds = (key: keyof PluginConfig, zeroAllowed = false): number => {
     const value = Number(raw(key));
-    if (!Number.isFinite(value) || value <= 0 || value > 86_400) {
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed) || value > 86_400) {
       throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(raw(key))}`, {
-        hint: "give a number of seconds above 0",
+        hint: `give a number of seconds${zeroAllowed ? "" : " above 0"}, at most 86400`,
       });
     }
     return Math.round(value * 1000);
@@ -134,13 +155,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     refreshIntervalMs: seconds("refreshIntervalMs"),
     sourceTimeoutMs: seconds("sourceTimeoutMs"),
     logLevel: oneOf("logLevel", LOG_LEVELS),
+    dockerSocket: raw("dockerSocket")!,
+    reconcileIntervalMs: seconds("reconcileIntervalMs", true),
+    reconcileGraceMs: seconds("reconcileGraceMs", true),
   };
   if (config.poolSource === "file" && !config.poolFile) {
     throw new InvalidParameterError(`--pool-source file needs ${describe("poolFile")}`, {
       hint: "give the path of the pool file",
     });
   }
-  for (const key of ["socketPath", "stateDir"] as const) {
+  for (const key of ["socketPath", "stateDir", "dockerSocket"] as const) {
     if (!config[key].startsWith("/"))
       throw new InvalidParameterError(`${describe(key)} must be an absolute path`);
   }

@@ -8,15 +8,22 @@ import type { StateCodec } from "./state-file.js";
 
 export const STATE_VERSION = 1;
 
-export type PluginState = { version: typeof STATE_VERSION; ipam: IpamState; driver: DriverState };
+export type PluginState = {
+  version: typeof STATE_VERSION;
+  /** The kernel boot the host changes in this document were made in. */
+  bootId?: string;
+  ipam: IpamState;
+  driver: DriverState;
+};
 
 export const pluginStateCodec: StateCodec<PluginState> = {
   empty: () => ({ version: STATE_VERSION, ipam: emptyIpamState(), driver: emptyDriverState() }),
   validate(document) {
     if (typeof document !== "object" || document === null) throw new Error("it is not a JSON object");
-    const { version, ipam, driver } = document as Partial<PluginState>;
+    const { version, bootId, ipam, driver } = document as Partial<PluginState>;
     if (version !== STATE_VERSION)
       throw new Error(`version ${JSON.stringify(version)} is not ${STATE_VERSION}`);
-    return { version, ipam: validateIpamState(ipam), driver: validateDriverState(driver) };
+    if (bootId !== undefined && typeof bootId !== "string") throw new Error(`"bootId" is not a string`);
+    return { version, bootId, ipam: validateIpamState(ipam), driver: validateDriverState(driver) };
   },
 };

@@ -20,6 +20,7 @@ import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js"
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { Logger } from "./logger.js";
 import { pluginStateCodec } from "./plugin-state.js";
+import { Reconciler, type ReconcileReport } from "./reconciler.js";
 import { routeTable } from "./routes.js";
 import { createApp } from "./server.js";
 import { StateFile } from "./state-file.js";
@@ -36,6 +37,8 @@ export type RunningService = {
   ipam: IpamDriver;
   /** Reads the pool source now (as the periodic refresh would). */
   refreshPool(): Promise<void>;
+  /** Reconciles with Docker now (as the periodic pass would). */
+  reconcile(): Promise<ReconcileReport | undefined>;
   close(): Promise<void>;
 };
 
@@ -64,6 +67,14 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     await readPoolAtStart(refresher, source, logger);
     const ipam = new IpamDriver({ state, refresher, logger });
     const network = new NetworkDriver({ state, host, logger, inventory: () => refresher.current });
+    await network.restore().catch((error: unknown) => {
+      logger.error("could not verify the data path at start", { error: (error as Error).message });
+    });
+    const reconciler = new Reconciler(network, ipam, logger, {
+      socketPath: config.dockerSocket,
+      intervalMs: config.reconcileIntervalMs,
+      graceMs: config.reconcileGraceMs,
+    });
     const app = createApp(routeTable(ipam, network), logger, () => ({
       pool: ipam.usage(),
       ...network.summary(),
@@ -71,6 +82,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     const server = createServer(app);
     await listenOnUnixSocket(server, config.socketPath);
     refresher.start();
+    reconciler.start();
     logger.info("azure-vnet listening", {
       socket: config.socketPath,
       stateDir: config.stateDir,
@@ -81,7 +93,11 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       refreshPool: async () => {
         await refresher.refreshNow();
       },
-      close: () => shutdown(server, refresher, lock, config.socketPath),
+      reconcile: () => reconciler.runOnce(),
+      close: async () => {
+        await reconciler.stop();
+        await shutdown(server, refresher, lock, config.socketPath);
+      },
     };
   } catch (error) {
     stopRefresher();

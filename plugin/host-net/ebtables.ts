@@ -25,25 +25,34 @@ export async function setBridgeChainRules(chain: string, rules: string[][]): Pro
   for (const rule of rules) await ebtables(["-A", chain, ...rule]);
 }
 
-/** Jumps from a built-in chain to ours for frames entering (`-i`) or leaving (`-o`) by `port`, once. */
+/** Jumps from a built-in chain to ours for frames matching `match` (e.g. `["-i", "eth0"]`), once. */
 export async function ensureBridgeJump(
   from: "PREROUTING" | "POSTROUTING",
-  direction: "-i" | "-o",
-  port: string,
+  match: string[],
   to: string,
 ): Promise<void> {
-  const rule = [direction, checkInterfaceName(port), "-j", checkChain(to)];
+  const rule = jumpRule(match, to);
   if (!(await listRules(from)).includes(rule.join(" "))) await ebtables(["-A", from, ...rule]);
 }
 
 export async function deleteBridgeJump(
   from: "PREROUTING" | "POSTROUTING",
-  direction: "-i" | "-o",
-  port: string,
+  match: string[],
   to: string,
 ): Promise<void> {
-  const rule = [direction, checkInterfaceName(port), "-j", checkChain(to)];
+  const rule = jumpRule(match, to);
   while ((await listRules(from)).includes(rule.join(" "))) await ebtables(["-D", from, ...rule]);
+}
+
+function jumpRule(match: string[], to: string): string[] {
+  const [direction, port, ...rest] = match;
+  if (
+    match.length > 0 &&
+    (rest.length > 0 || (direction !== "-i" && direction !== "-o") || port === undefined)
+  ) {
+    throw new UnavailableError(`refusing ebtables jump match ${JSON.stringify(match)}`);
+  }
+  return [...(port === undefined ? [] : [direction!, checkInterfaceName(port)]), "-j", checkChain(to)];
 }
 
 /** Flushes and deletes our chain; a missing chain is not an error. */

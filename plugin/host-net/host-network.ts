@@ -24,6 +24,10 @@ export type HostNetwork = {
   ensureJump: typeof iptables.ensureJump;
   deleteJump: typeof iptables.deleteJump;
   deleteChain: typeof iptables.deleteChain;
+  listChains: typeof iptables.listChains;
+  deleteJumpsTo: typeof iptables.deleteJumpsTo;
+  listLinkNames: typeof links.listLinkNames;
+  readBootId: typeof links.readBootId;
   createBridge: typeof links.createBridge;
   setLinkMaster: typeof links.setLinkMaster;
   linkMaster: typeof links.linkMaster;

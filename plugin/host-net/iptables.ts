@@ -83,3 +83,28 @@ async function ruleExists(table: Table, chain: string, rule: string[]): Promise<
     throw error;
   }
 }
+
+/** Our chains in a table whose names start with `prefix`. */
+export async function listChains(table: Table, prefix: string): Promise<string[]> {
+  const { stdout } = await iptables(["-t", table, "-S"]);
+  return stdout
+    .split("\n")
+    .filter((line) => line.startsWith(`-N ${prefix}`))
+    .map((line) => line.slice(3).trim());
+}
+
+/** Deletes every rule in built-in chain `from` that jumps to `chain`, whatever its match. */
+export async function deleteJumpsTo(table: Table, from: string, chain: string): Promise<void> {
+  checkChainName(chain);
+  const { stdout } = await iptables(["-t", table, "-S", from]);
+  for (const line of stdout.split("\n")) {
+    const words = splitRule(line);
+    if (words[0] !== "-A" || words.at(-1) !== chain || words.at(-2) !== "-j") continue;
+    await iptables(["-t", table, "-D", ...words.slice(1)]);
+  }
+}
+
+/** Splits an `iptables -S` line into arguments; comments are the only quoted words it prints. */
+function splitRule(line: string): string[] {
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((match) => match[1] ?? match[2]!);
+}

@@ -236,3 +236,16 @@ function checkMac(mac: string): string {
     throw new UnavailableError(`refusing MAC address ${JSON.stringify(mac)}`);
   return mac;
 }
+
+/** Names of all links in the plugin's namespace, for finding leftovers by their prefix. */
+export async function listLinkNames(): Promise<string[]> {
+  const { stdout } = await runTool("ip", ["-j", "link", "show"]);
+  return (JSON.parse(stdout || "[]") as { ifname?: string }[]).flatMap((link) =>
+    link.ifname ? [link.ifname] : [],
+  );
+}
+
+/** The kernel's id of this boot: state from another boot describes links and rules that no longer exist. */
+export async function readBootId(): Promise<string> {
+  return (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
+}

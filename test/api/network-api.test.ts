@@ -28,6 +28,8 @@ describe("NetworkDriver API over the unix socket", () => {
   let plugin: PluginUnderTest;
   beforeEach(async () => {
     plugin = await startPlugin();
+    // What the start-up verification looked at is not what these tests are about.
+    plugin.host.calls.length = 0;
   });
   afterEach(async () => {
     await plugin.stop();
@@ -55,7 +57,14 @@ describe("NetworkDriver API over the unix socket", () => {
       await post("/NetworkDriver.CreateNetwork", createBody()).expect(200, {});
       expect(calls("writeSysctl")).to.deep.equal([["net/ipv4/ip_forward", "1"]]);
       expect(calls("setChainRules")).to.deep.equal([
-        ["filter", "AZV-FWD-ADF4FA8E1772", [["-j", "ACCEPT"]]],
+        [
+          "filter",
+          "AZV-FWD-ADF4FA8E1772",
+          [
+            ["-d", "169.254.169.254/32", "-j", "DROP"],
+            ["-j", "ACCEPT"],
+          ],
+        ],
         [
           "nat",
           "AZV-NAT-ADF4FA8E1772",
@@ -120,12 +129,25 @@ describe("NetworkDriver API over the unix socket", () => {
           "filter",
           "AZV-FWD-ADF4FA8E1772",
           [
+            ["-d", "169.254.169.254/32", "-j", "DROP"],
             ["-o", "eth0", "-j", "DROP"],
             ["-i", "eth0", "-j", "DROP"],
             ["-j", "ACCEPT"],
           ],
         ],
       ]);
+    });
+
+    it("lets containers reach IMDS only with -o imds=allow", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody({}, { imds: "allow" })).expect(200);
+      expect(calls("setChainRules")[0]).to.deep.equal(["filter", "AZV-FWD-ADF4FA8E1772", [["-j", "ACCEPT"]]]);
+      const bad = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: NET2 }, { imds: "yes" }),
+      );
+      expect(bad.body.Err).to.equal(
+        "-o imds=yes is not allow or deny — containers reach the Instance Metadata Service (and the VM's identity tokens) only with -o imds=allow",
+      );
     });
 
     it("is idempotent", async () => {
@@ -152,7 +174,7 @@ describe("NetworkDriver API over the unix socket", () => {
       [
         "an unknown -o",
         createBody({}, { colour: "blue" }),
-        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=...",
+        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=..., imds=...",
       ],
       [
         "an unknown mode",
@@ -287,6 +309,7 @@ describe("NetworkDriver API over the unix socket", () => {
       expect(calls("writeSysctl")).to.deep.equal([
         ["net/ipv4/conf/azadf4fe1e2e3e4/proxy_arp", "1"],
         ["net/ipv4/neigh/azadf4fe1e2e3e4/proxy_delay", "0"],
+        ["net/ipv4/conf/azadf4fe1e2e3e4/rp_filter", "1"],
       ]);
       expect(calls("replaceHostRoute")).to.deep.equal([["10.1.0.5", "azadf4fe1e2e3e4"]]);
       expect((await stateOnDisk()).driver.endpoints[EP]!.hostInterface).to.equal("azadf4fe1e2e3e4");
@@ -373,7 +396,11 @@ describe("NetworkDriver API over the unix socket", () => {
       }).expect(200);
       const join = await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" });
       expect(join.body.Gateway).to.equal("10.1.0.4");
-      expect(calls("setBridgeChainRules").at(-1)).to.deep.equal([
+      const rules = (chain: string) =>
+        calls("setBridgeChainRules")
+          .filter((args) => args[0] === chain)
+          .at(-1);
+      expect(rules("AZV-BR-IN-eth0")).to.deep.equal([
         "AZV-BR-IN-eth0",
         [
           [

@@ -15,6 +15,8 @@ export type FakeHost = HostNetwork & {
   sysctls: Map<string, string>;
   /** The next call named `name` throws. */
   failOn(name: keyof HostNetwork): void;
+  /** What readBootId answers; change it to simulate a reboot. */
+  bootId: { current: string };
 };
 
 export function createFakeHost(): FakeHost {
@@ -22,6 +24,7 @@ export function createFakeHost(): FakeHost {
   const links = new Set<string>();
   const sysctls = new Map<string, string>([["net/ipv4/ip_forward", "0"]]);
   const failures = new Set<string>();
+  const bootId = { current: "boot-1" };
   const record =
     <A extends unknown[], R>(name: keyof HostNetwork, effect: (...args: A) => R) =>
     (...args: A): Promise<Awaited<R>> => {
@@ -38,6 +41,7 @@ export function createFakeHost(): FakeHost {
     links,
     sysctls,
     failOn: (name) => failures.add(name),
+    bootId,
     listInterfaces: () => Promise.resolve(interfaces),
     // The peer end is Docker's to move into the container; only the host end stays visible here.
     createVethPair: record("createVethPair", (hostEnd: string) => {
@@ -58,6 +62,10 @@ export function createFakeHost(): FakeHost {
     ensureJump: record("ensureJump", () => undefined),
     deleteJump: record("deleteJump", () => undefined),
     deleteChain: record("deleteChain", () => undefined),
+    listChains: record("listChains", () => []),
+    deleteJumpsTo: record("deleteJumpsTo", () => undefined),
+    listLinkNames: record("listLinkNames", () => [...links]),
+    readBootId: record("readBootId", () => bootId.current),
     createBridge: record("createBridge", (name: string) => {
       links.add(name);
     }),

@@ -75,6 +75,8 @@ export async function startPlugin(
       "file",
       "--pool-file",
       poolFile,
+      "--reconcile-interval",
+      "0",
     ],
     {},
   );

@@ -14,6 +14,9 @@ describe("config", () => {
       refreshIntervalMs: 30_000,
       sourceTimeoutMs: 2_000,
       logLevel: "info",
+      dockerSocket: "/var/run/docker.sock",
+      reconcileIntervalMs: 60_000,
+      reconcileGraceMs: 60_000,
     });
   });
   it("reads the environment, and flags win over it", () => {
@@ -49,6 +52,15 @@ describe("config", () => {
       expect(() => loadConfig(argv, env)).to.throw(message);
     });
   }
+  it("allows turning reconciliation off with 0, but no negative or zero refresh", () => {
+    expect(loadConfig(["--reconcile-interval", "0"], {}).reconcileIntervalMs).to.equal(0);
+    expect(() => loadConfig(["--refresh-interval", "0"], {}))
+      .to.throw('--refresh-interval (AZURE_VNET_REFRESH_INTERVAL) is "0"')
+      .with.property("hint", "give a number of seconds above 0, at most 86400");
+    expect(() => loadConfig(["--reconcile-grace=-1"], {}))
+      .to.throw('--reconcile-grace (AZURE_VNET_RECONCILE_GRACE) is "-1"')
+      .with.property("hint", "give a number of seconds, at most 86400");
+  });
   it("documents every option with its variable", () => {
     expect(usageText()).to.contain("--pool-file").and.contain("AZURE_VNET_POOL_FILE");
   });

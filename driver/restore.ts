@@ -1,0 +1,141 @@
+/**
+ * Re-verifies the data path when the plugin starts, before it answers dockerd: what the records say
+ * should exist is re-applied (missing rules, routes and settings of live endpoints come back), links
+ * and chains of ours that no record explains are removed, and a reboot since the records were written
+ * (another kernel boot id) is recognised: the veths died with it, the network-wide changes are rebuilt.
+ */
+import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { Logger } from "../plugin/logger.js";
+import type { PluginState } from "../plugin/plugin-state.js";
+import type { StateFile } from "../plugin/state-file.js";
+import { BRIDGE_PREFIX, bridgeName, teardownNicBridge } from "./bridge.js";
+import type { DataPath } from "./data-path.js";
+import type { NetworkMode } from "./driver-state.js";
+import { forwardChainName, hostVethName, natChainName } from "./names.js";
+import { enableForwarding, ensureNetworkRules } from "./network-setup.js";
+
+export type RestoreReport = {
+  rebooted: boolean;
+  networks: number;
+  /** Live endpoints whose host side was re-applied. */
+  repaired: string[];
+  /** Endpoints whose veth is gone (their container ended while the plugin was away). */
+  gone: string[];
+  /** Links and chains of ours that no record explains, now removed. */
+  leftovers: string[];
+};
+
+/** Our veth names: `az`/`ac` + 5 hex of the network + 8 hex of the endpoint. */
+const VETH_NAME = /^a[zc][0-9a-f]{13}$/;
+
+export async function restoreDataPath(
+  host: HostNetwork,
+  state: StateFile<PluginState>,
+  dataPathFor: (mode: NetworkMode) => DataPath,
+  logger: Logger,
+): Promise<RestoreReport> {
+  const bootId = await host.readBootId();
+  const before = state.current;
+  const rebooted = before.bootId !== undefined && before.bootId !== bootId;
+  const report: RestoreReport = { rebooted, networks: 0, repaired: [], gone: [], leftovers: [] };
+  const driver = structuredClone(before.driver);
+  if (rebooted) {
+    // Sysctls are back at their boot values, and every veth died with the old boot.
+    driver.savedSysctls = {};
+    for (const endpoint of Object.values(driver.endpoints)) {
+      if (endpoint.hostInterface) report.gone.push(endpoint.id);
+      endpoint.hostInterface = undefined;
+    }
+  }
+  const failures: string[] = [];
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (error) {
+      failures.push(`${what}: ${(error as Error).message}`);
+    }
+  };
+
+  for (const network of Object.values(driver.networks)) {
+    const dataPath = dataPathFor(network.mode);
+    await attempt(`network ${network.id.slice(0, 12)}`, async () => {
+      await enableForwarding(host, driver.savedSysctls);
+      await dataPath.setupNetwork(host, network, driver);
+      await ensureNetworkRules(host, network, dataPath.trafficPath(network));
+    });
+    report.networks += 1;
+  }
+  for (const endpoint of Object.values(driver.endpoints)) {
+    const network = driver.networks[endpoint.networkId];
+    if (!network || !endpoint.hostInterface) continue;
+    if (!(await host.linkExists(endpoint.hostInterface))) {
+      report.gone.push(endpoint.id);
+      endpoint.hostInterface = undefined;
+      continue;
+    }
+    await attempt(`endpoint ${endpoint.id.slice(0, 12)}`, () =>
+      dataPathFor(network.mode).repairEndpoint(host, network, endpoint, driver),
+    );
+    report.repaired.push(endpoint.id);
+  }
+  await attempt("leftovers", () => removeLeftovers(host, driver, report));
+
+  await state.update((draft) => {
+    draft.bootId = bootId;
+    draft.driver.savedSysctls = driver.savedSysctls;
+    for (const endpoint of Object.values(driver.endpoints)) {
+      const record = draft.driver.endpoints[endpoint.id];
+      if (record) record.hostInterface = endpoint.hostInterface;
+    }
+  });
+  if (failures.length > 0) logger.error("data path could not be fully restored", { failures });
+  logger.info("data path verified", {
+    ...report,
+    repaired: report.repaired.length,
+    gone: report.gone.length,
+  });
+  return report;
+}
+
+async function removeLeftovers(
+  host: HostNetwork,
+  driver: PluginState["driver"],
+  report: RestoreReport,
+): Promise<void> {
+  const networks = Object.values(driver.networks);
+  const expectedVeths = new Set(
+    Object.values(driver.endpoints)
+      .filter((e) => e.hostInterface)
+      .map((e) => hostVethName(e.networkId, e.id)),
+  );
+  const bridgedNics = new Set(
+    networks.filter((n) => n.mode === "bridge").map((n) => bridgeName(n.interfaceName)),
+  );
+  for (const name of await host.listLinkNames()) {
+    if (VETH_NAME.test(name) && !expectedVeths.has(name)) {
+      await host.deleteLink(name);
+      report.leftovers.push(name);
+    } else if (name.startsWith(BRIDGE_PREFIX) && !bridgedNics.has(name)) {
+      // Bridge names carry the NIC's name (cut at 15 characters; NIC names are short in practice).
+      await teardownNicBridge(host, name.slice(BRIDGE_PREFIX.length));
+      report.leftovers.push(name);
+    }
+  }
+  const chains: [table: "filter" | "nat", from: string, prefix: string, expected: Set<string>][] = [
+    ["filter", "FORWARD", "AZV-FWD-", new Set(networks.map((n) => forwardChainName(n.id)))],
+    [
+      "nat",
+      "POSTROUTING",
+      "AZV-NAT-",
+      new Set(networks.filter((n) => !n.internal).map((n) => natChainName(n.id))),
+    ],
+  ];
+  for (const [table, from, prefix, expected] of chains) {
+    for (const chain of await host.listChains(table, prefix)) {
+      if (expected.has(chain)) continue;
+      await host.deleteJumpsTo(table, from, chain);
+      await host.deleteChain(table, chain);
+      report.leftovers.push(chain);
+    }
+  }
+}

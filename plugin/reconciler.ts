@@ -1,0 +1,141 @@
+/**
+ * Reconciliation with Docker, in the background: records that Docker no longer explains are removed.
+ * dockerd does not tell a plugin about everything: it cannot reach a plugin that was down or crashed
+ * at the wrong moment, and after its own restart it forgets to clean up some endpoints. So the plugin
+ * asks the Docker API which networks, endpoints and addresses exist and releases the rest. It never
+ * runs inside a plugin request (dockerd may be waiting on that request, and would deadlock), and it
+ * leaves alone anything younger than a grace period, which may still be on its way into Docker.
+ */
+import Docker from "dockerode";
+import type { NetworkDriver } from "../driver/network-driver.js";
+import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
+import type { Logger } from "./logger.js";
+
+export type ReconcilerOptions = { socketPath: string; intervalMs: number; graceMs: number };
+
+export type ReconcileReport = { networks: number; endpoints: number; addresses: number };
+
+/** What Docker knows, reduced to what reconciliation compares. */
+export type DockerView = { networkIds: Set<string>; endpointIds: Set<string>; addresses: Set<string> };
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private readonly docker: Docker;
+  private unreachableLogged = false;
+
+  constructor(
+    private readonly network: NetworkDriver,
+    private readonly ipam: IpamDriver,
+    private readonly logger: Logger,
+    private readonly options: ReconcilerOptions,
+  ) {
+    this.docker = new Docker({ socketPath: options.socketPath, timeout: 10_000 });
+  }
+
+  start(): void {
+    if (this.options.intervalMs <= 0) return;
+    // Soon after start, when dockerd has had a moment to finish its own cleanup; then periodically.
+    this.schedule(Math.min(this.options.intervalMs, 10_000));
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass; resolves to what was removed, or undefined when Docker could not be asked. */
+  async runOnce(): Promise<ReconcileReport | undefined> {
+    let view: DockerView;
+    try {
+      view = await this.dockerView();
+    } catch (error) {
+      if (!this.unreachableLogged) {
+        this.logger.warn("cannot reach the Docker API; reconciliation waits for it", {
+          socket: this.options.socketPath,
+          error: (error as Error).message,
+        });
+        this.unreachableLogged = true;
+      }
+      return undefined;
+    }
+    this.unreachableLogged = false;
+    return this.apply(view);
+  }
+
+  private async apply(view: DockerView): Promise<ReconcileReport> {
+    const report: ReconcileReport = { networks: 0, endpoints: 0, addresses: 0 };
+    const settled = (iso: string) => Date.now() - Date.parse(iso) > this.options.graceMs;
+    const { networks, endpoints } = this.network.summary();
+    for (const network of networks) {
+      if (view.networkIds.has(network.id) || !settled(network.createdAt)) continue;
+      await this.network.removeStaleNetwork(network.id, "Docker has no such network");
+      report.networks += 1;
+    }
+    for (const endpoint of endpoints) {
+      if (
+        !view.networkIds.has(endpoint.networkId) ||
+        view.endpointIds.has(endpoint.id) ||
+        !settled(endpoint.createdAt)
+      )
+        continue;
+      await this.network.removeStaleEndpoint(endpoint.id, "no container on its network has it");
+      report.endpoints += 1;
+    }
+    for (const reservation of this.ipam.reservations()) {
+      const inUse =
+        view.addresses.has(reservation.address) ||
+        (reservation.endpointId !== undefined && view.endpointIds.has(reservation.endpointId));
+      if (inUse || !settled(reservation.reservedAt)) continue;
+      await this.ipam.releaseStale(
+        reservation.address,
+        "no container or auxiliary address of any Docker network uses it",
+      );
+      report.addresses += 1;
+    }
+    if (report.networks + report.endpoints + report.addresses > 0)
+      this.logger.info("reconciled with Docker", report);
+    return report;
+  }
+
+  /** Every network's endpoints and addresses; all networks, since the IPAM may serve any driver. */
+  private async dockerView(): Promise<DockerView> {
+    const list = await this.docker.listNetworks();
+    const details = await Promise.all(
+      list.map((n) => this.docker.getNetwork(n.Id).inspect() as Promise<NetworkDetails>),
+    );
+    const view: DockerView = { networkIds: new Set(), endpointIds: new Set(), addresses: new Set() };
+    for (const network of details) {
+      view.networkIds.add(network.Id);
+      for (const container of Object.values(network.Containers ?? {})) {
+        view.endpointIds.add(container.EndpointID);
+        if (container.IPv4Address) view.addresses.add(container.IPv4Address.split("/")[0]!);
+      }
+      for (const config of network.IPAM?.Config ?? []) {
+        for (const address of Object.values(config.AuxiliaryAddresses ?? {})) view.addresses.add(address);
+      }
+    }
+    return view;
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.running = this.runOnce()
+        .catch((error: unknown) =>
+          this.logger.error("reconciliation failed", { error: (error as Error).message }),
+        )
+        .finally(() => {
+          this.running = undefined;
+          if (this.timer !== undefined) this.schedule(this.options.intervalMs);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+}
+
+type NetworkDetails = {
+  Id: string;
+  Containers?: Record<string, { EndpointID: string; IPv4Address?: string }>;
+  IPAM?: { Config?: { AuxiliaryAddresses?: Record<string, string> }[] };
+};
