@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io iptables busybox-static iproute2 util-linux)
+packages=(docker.io iptables busybox-static iproute2 util-linux docker-registry)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,6 +19,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "== installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  # Under systemd the package starts a registry on port 5000 of the whole machine; the managed-plugin
+  # test runs its own on loopback inside a test namespace, so the one installed just now is stopped.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry.service
+  fi
 fi
 
 echo "== npm ci"

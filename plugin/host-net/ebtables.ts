@@ -5,7 +5,7 @@
  */
 import { UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
-import { runTool } from "./run-tool.js";
+import { chainRestoreText, runTool } from "./run-tool.js";
 
 const EBTABLES_CHAIN = /^AZV-[A-Za-z0-9_.-]{1,24}$/;
 const ebtables = (args: string[]) => runTool("ebtables", ["--concurrent", "-t", "nat", ...args]);
@@ -16,13 +16,14 @@ function checkChain(name: string): string {
   return name;
 }
 
-/** Creates `chain` (policy RETURN, so frames go on through the built-in chain) and makes its rules exactly `rules`. */
+/**
+ * Creates `chain` (policy RETURN, so frames go on through the built-in chain) and makes its rules
+ * exactly `rules`, atomically.
+ */
 export async function setBridgeChainRules(chain: string, rules: string[][]): Promise<void> {
-  await ebtables(["-N", checkChain(chain), "-P", "RETURN"]).catch((error: Error) => {
-    if (!/already exists/.test(error.message)) throw error;
+  await runTool("ebtables-restore", ["--noflush"], {
+    input: chainRestoreText("nat", checkChain(chain), "RETURN", rules),
   });
-  await ebtables(["-F", chain]);
-  for (const rule of rules) await ebtables(["-A", chain, ...rule]);
 }
 
 /** Jumps from a built-in chain to ours for frames matching `match` (e.g. `["-i", "eth0"]`), once. */

@@ -5,20 +5,16 @@
  */
 import { UnavailableError } from "../errors.js";
 import { checkChainName, checkComment } from "./names.js";
-import { runTool } from "./run-tool.js";
+import { chainRestoreText, runTool } from "./run-tool.js";
 
 export type Table = "filter" | "nat";
 
 const iptables = (args: string[]) => runTool("iptables", ["-w", "5", ...args]);
 
-/** Creates `chain` if missing and makes its rules exactly `rules`. */
+/** Creates `chain` if missing and makes its rules exactly `rules`, atomically. */
 export async function setChainRules(table: Table, chain: string, rules: string[][]): Promise<void> {
-  checkChainName(chain);
-  await iptables(["-t", table, "-N", chain]).catch((error: Error) => {
-    if (!/already exists/.test(error.message)) throw error;
-  });
-  await iptables(["-t", table, "-F", chain]);
-  for (const rule of rules) await iptables(["-t", table, "-A", chain, ...rule]);
+  const text = chainRestoreText(table, checkChainName(chain), "- [0:0]", rules);
+  await runTool("iptables-restore", ["-w", "5", "--noflush"], { input: text });
 }
 
 /** Adds a jump from a built-in chain to ours, once; `match` narrows which packets jump. */

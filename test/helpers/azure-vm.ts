@@ -4,7 +4,7 @@
  * process itself inside the VM's namespace with its socket where the VM's dockerd looks for plugins.
  */
 import { openSync, closeSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,6 +66,13 @@ export async function startAzureEndpoints(
   return { updateNics };
 }
 
+/** What the plugin's GET /status answers (the parts tests read). */
+export type PluginStatus = {
+  pool: { nic: string; free: string[]; inUse: string[]; goneButHeld: string[] }[];
+  networks: { id: string; mode: string }[];
+  endpoints: { id: string; networkId: string; address: string; hostInterface?: string }[];
+};
+
 export type PluginProcess = {
   socketPath: string;
   stateDir: string;
@@ -74,7 +81,7 @@ export type PluginProcess = {
   /** Structured log lines so far. */
   logs(): Record<string, unknown>[];
   /** GET /status over the socket. */
-  status(): Promise<{ pool: { nic: string; free: string[]; inUse: string[]; goneButHeld: string[] }[] }>;
+  status(): Promise<PluginStatus>;
   stop(): Promise<void>;
 };
 
@@ -159,16 +166,40 @@ export type AzureTestbed = {
   dir: string;
   plugin: PluginProcess;
   dockerd: Dockerd;
+  /**
+   * Stops the plugin with `signal`, runs `whileDown` (to change the host or Docker behind its back),
+   * and starts it again on the same state.
+   */
+  restartPlugin(signal: "SIGTERM" | "SIGKILL", whileDown?: () => Promise<unknown>): Promise<PluginProcess>;
+  /** Stops dockerd (leaving running containers when `liveRestore`) and starts it again on the same data. */
+  restartDockerd(options?: { liveRestore?: boolean }): Promise<Dockerd>;
   teardown(): Promise<void>;
+};
+
+export type TestbedOptions = {
+  /** Extra plugin flags (e.g. a short --reconcile-interval). */
+  pluginArgs?: string[];
+  /** Start dockerd with --live-restore. */
+  liveRestore?: boolean;
 };
 
 /**
  * Builds the VNet, the Azure stand-in answering for vm1, the plugin and a dockerd in vm1, and imports
- * busybox. If any step fails, what was built is torn down before the error is rethrown.
+ * busybox. The plugin reconciles against that dockerd. If any step fails, what was built is torn down
+ * before the error is rethrown.
  */
-export async function startAzureTestbed(vms: VmSpec[], name: string): Promise<AzureTestbed> {
+export async function startAzureTestbed(
+  vms: VmSpec[],
+  name: string,
+  options: TestbedOptions = {},
+): Promise<AzureTestbed> {
   if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (network namespaces, dockerd)");
   const dir = await mkdtemp(join(tmpdir(), `azure-vnet-${name}-`));
+  const pluginsDir = join(dir, "plugins");
+  // The plugin finds dockerd's API through a link made once dockerd has its folder.
+  const dockerSocketLink = join(dir, "docker.sock");
+  const pluginArgs = ["--docker-socket", dockerSocketLink, ...(options.pluginArgs ?? [])];
+  const liveRestoreArgs = (liveRestore: boolean | undefined) => (liveRestore ? ["--live-restore"] : []);
   let vnet: Vnet | undefined;
   const teardown = async () => {
     await vnet?.teardown();
@@ -176,11 +207,37 @@ export async function startAzureTestbed(vms: VmSpec[], name: string): Promise<Az
   };
   try {
     vnet = await createVnet({ vms });
-    await startAzureEndpoints(vnet, "vm1", dir);
-    const plugin = await startPluginInVm(vnet, "vm1", dir);
-    const dockerd = await startDockerd(vnet, "vm1", { pluginsDir: join(dir, "plugins") });
-    await dockerd.importBusybox();
-    return { vnet, dir, plugin, dockerd, teardown };
+    const net = vnet;
+    await startAzureEndpoints(net, "vm1", dir);
+    const testbed: AzureTestbed = {
+      vnet: net,
+      dir,
+      plugin: await startPluginInVm(net, "vm1", dir, pluginArgs),
+      dockerd: await startDockerd(net, "vm1", {
+        pluginsDir,
+        extraArgs: liveRestoreArgs(options.liveRestore),
+      }),
+      async restartPlugin(signal, whileDown) {
+        const child = testbed.plugin.child;
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        await exited;
+        await whileDown?.();
+        testbed.plugin = await startPluginInVm(net, "vm1", dir, pluginArgs);
+        return testbed.plugin;
+      },
+      async restartDockerd(restart = {}) {
+        const previous = testbed.dockerd;
+        await previous.stop({ keepDir: true, keepContainers: restart.liveRestore === true });
+        const extraArgs = liveRestoreArgs(restart.liveRestore ?? options.liveRestore);
+        testbed.dockerd = await startDockerd(net, "vm1", { restartOf: previous, extraArgs });
+        return testbed.dockerd;
+      },
+      teardown,
+    };
+    await symlink(testbed.dockerd.socketPath, dockerSocketLink);
+    await testbed.dockerd.importBusybox();
+    return testbed;
   } catch (error) {
     await teardown();
     throw error;

@@ -30,12 +30,27 @@ export type DockerdOptions = {
   extraArgs?: string[];
   /** How long to wait for the API to answer; default 60 s. */
   startTimeoutMs?: number;
+  /**
+   * Restart a dockerd stopped with `keepDir`: reuse its folder (containers, networks, images) and its
+   * mount namespace.
+   */
+  restartOf?: Dockerd;
 };
 
-// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_ARGS...`: paths arrive as positional parameters, never
-// spliced into the script text. The bind mount exists only in this dockerd's private mount namespace.
-const LAUNCH_SCRIPT =
-  'mkdir -p /run/docker/plugins && mount --bind "$1" /run/docker/plugins && shift && exec dockerd "$@"';
+/** Options of {@link Dockerd.stop}. */
+export type StopOptions = {
+  /** Leave the folder (data, images, networks) for a dockerd started again with `dir`. */
+  keepDir?: boolean;
+  /** Stop dockerd only, leaving its containers running (what live-restore needs). */
+  keepContainers?: boolean;
+};
+
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR`: the path arrives as a positional parameter, never spliced
+// into the script text. The bind mount exists only in this private mount namespace, which a sleeping
+// anchor process keeps alive, so a restarted dockerd finds the mounts (container network namespaces)
+// the previous one made, as it would on a real host.
+const ANCHOR_SCRIPT =
+  'mkdir -p /run/docker/plugins && mount --bind "$1" /run/docker/plugins && exec sleep 2147483647';
 
 /** A private dockerd started by {@link startDockerd}. */
 export class Dockerd {
@@ -53,12 +68,15 @@ export class Dockerd {
   readonly vm: string;
   /** Milliseconds from spawn until the API answered. */
   startupMs = 0;
+  /** The process that holds this dockerd's private mount namespace. */
+  readonly anchorPid: number;
   private containerdPid: number | undefined;
   private stopping: Promise<void> | undefined;
 
   /** @internal use {@link startDockerd}. */
-  constructor(init: { dir: string; pluginsDir: string; pid: number; vm: string }) {
+  constructor(init: { dir: string; pluginsDir: string; pid: number; vm: string; anchorPid: number }) {
     this.dir = init.dir;
+    this.anchorPid = init.anchorPid;
     this.socketPath = join(init.dir, "docker.sock");
     this.host = `unix://${this.socketPath}`;
     this.pluginsDir = init.pluginsDir;
@@ -162,8 +180,8 @@ export class Dockerd {
    * Stops dockerd (SIGTERM, SIGKILL after a bounded wait), then any containerd or shim of this dockerd
    * that outlived it, then deletes the temp dir. Safe to call twice; keeps going past errors.
    */
-  stop(): Promise<void> {
-    this.stopping ??= this.runStop();
+  stop(options: StopOptions = {}): Promise<void> {
+    this.stopping ??= this.runStop(options);
     return this.stopping;
   }
 
@@ -178,7 +196,7 @@ export class Dockerd {
     }
   }
 
-  private async runStop(): Promise<void> {
+  private async runStop(options: StopOptions): Promise<void> {
     const errors: unknown[] = [];
     const attempt = async (step: () => Promise<unknown>): Promise<void> => {
       try {
@@ -192,6 +210,11 @@ export class Dockerd {
     await attempt(async () => {
       if (!(await killPid(this.pid, 20_000))) throw new Error(`dockerd pid ${this.pid} would not die`);
     });
+    if (options.keepContainers) {
+      if (errors.length > 0) throw new AggregateError(errors, `stopping dockerd ${this.pid}`);
+      return;
+    }
+    if (!options.keepDir) await attempt(() => killPid(this.anchorPid, 5_000));
     const leftovers = new Set<number>(this.processesUsingDir());
     if (this.containerdPid !== undefined) leftovers.add(this.containerdPid);
     await Promise.all(
@@ -207,14 +230,15 @@ export class Dockerd {
     for (const mountPoint of mountsUnder(this.dir).reverse()) {
       await attempt(() => runOk("umount", ["-l", mountPoint]));
     }
-    await attempt(() => rm(this.dir, { recursive: true, force: true, maxRetries: 3 }));
+    if (!options.keepDir) await attempt(() => rm(this.dir, { recursive: true, force: true, maxRetries: 3 }));
     if (errors.length > 0)
       throw new AggregateError(errors, `stopping dockerd ${this.pid}: ${errors.length} error(s)`);
   }
 
   /**
-   * Pids whose command line names this dockerd's temp dir: its containerd and containerd-shims, which
-   * reparent away from dockerd. The dir name is random per run, so nothing else can match.
+   * Pids whose command line names this dockerd's exec or data root: its containerd and
+   * containerd-shims, which reparent away from dockerd. The dir name is random per run, so nothing
+   * else can match (a plugin given this dockerd's API socket names the dir, but not those roots).
    */
   private processesUsingDir(): number[] {
     const pids: number[] = [];
@@ -223,7 +247,8 @@ export class Dockerd {
       try {
         const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8");
         const cwd = safeReadlink(`/proc/${entry}/cwd`);
-        if ((argv.includes(this.dir) || cwd.startsWith(this.dir)) && pidAlive(Number(entry)))
+        const roots = [join(this.dir, "exec"), join(this.dir, "data")];
+        if (roots.some((root) => argv.includes(root) || cwd.startsWith(root)) && pidAlive(Number(entry)))
           pids.push(Number(entry));
       } catch {
         // The process exited while we looked.
@@ -273,10 +298,10 @@ function mountsUnder(dir: string): string[] {
  */
 export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptions = {}): Promise<Dockerd> {
   vnet.vm(vm);
-  const dir = await mkdtemp(join(tmpdir(), "avn-dockerd-"));
-  const pluginsDir = options.pluginsDir ?? join(dir, "plugins");
+  const dir = options.restartOf?.dir ?? (await mkdtemp(join(tmpdir(), "avn-dockerd-")));
+  const pluginsDir = options.restartOf?.pluginsDir ?? options.pluginsDir ?? join(dir, "plugins");
   await mkdir(pluginsDir, { recursive: true });
-  await mkdir(join(dir, "cli"));
+  await mkdir(join(dir, "cli"), { recursive: true });
   const configFile = join(dir, "daemon.json");
   // An empty config file keeps the host's /etc/docker/daemon.json out of the test.
   await writeFile(configFile, "{}\n");
@@ -290,26 +315,13 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     "--shutdown-timeout", "5",
     ...(options.extraArgs ?? []),
   ];
+  const anchorPid = options.restartOf?.anchorPid ?? (await startMountAnchor(vnet, vm, pluginsDir));
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {
-    child = vnet.spawnIn(
-      vm,
-      [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "sh",
-        "-c",
-        LAUNCH_SCRIPT,
-        "sh",
-        pluginsDir,
-        ...args,
-      ],
-      { stdio: ["ignore", log, log] },
-    );
+    child = vnet.spawnIn(vm, ["nsenter", `--mount=/proc/${anchorPid}/ns/mnt`, "--", "dockerd", ...args], {
+      stdio: ["ignore", log, log],
+    });
   } finally {
     closeSync(log);
   }
@@ -318,7 +330,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     await rm(dir, { recursive: true, force: true });
     throw new Error("could not spawn dockerd (nsenter missing?)");
   }
-  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm });
+  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm, anchorPid });
   vnet.onTeardown(() => dockerd.stop());
   let exitCode: number | null | undefined;
   child.once("exit", (code, signal) => (exitCode = code ?? (signal === null ? -1 : -2)));
@@ -348,4 +360,34 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   dockerd.startupMs = Date.now() - started;
   dockerd.noteContainerdPid();
   return dockerd;
+}
+
+/** Starts the process that holds a private mount namespace with `pluginsDir` on /run/docker/plugins. */
+async function startMountAnchor(vnet: Vnet, vm: string, pluginsDir: string): Promise<number> {
+  const anchor = vnet.spawnIn(vm, [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    "sh",
+    "-c",
+    ANCHOR_SCRIPT,
+    "sh",
+    pluginsDir,
+  ]);
+  const pid = anchor.pid;
+  if (pid === undefined) throw new Error("could not spawn the mount-namespace anchor (unshare missing?)");
+  await pollUntil(
+    "the private /run/docker/plugins mount",
+    async () => {
+      if (anchor.exitCode !== null) throw new Error(`the mount-namespace anchor exited (${anchor.exitCode})`);
+      return (
+        (await run("nsenter", [`--mount=/proc/${pid}/ns/mnt`, "--", "findmnt", "-n", "/run/docker/plugins"]))
+          .code === 0
+      );
+    },
+    { timeoutMs: 10_000, intervalMs: 50 },
+  );
+  return pid;
 }

@@ -1,0 +1,48 @@
+# The managed plugin's rootfs: compiles the TypeScript, then keeps only node, the compiled plugin, its
+# production node_modules and the host tools it runs. packaging/build-plugin.sh turns the image into
+# the plugin; README "Install as a managed plugin" says how, also on a machine without registry access.
+
+# The official Node image, pinned to an exact release; a build argument so that an offline machine can
+# provide a local image of the same name (packaging/offline-base-image.sh).
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No dependency needs an install script (ssh2's, under dockerode, only tries to compile an optional
+# native speed-up); skipping them keeps the build offline-safe and free of compilers.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY packaging/tsconfig.build.json packaging/
+COPY plugin plugin/
+COPY driver driver/
+COPY ipam-driver ipam-driver/
+# Type declarations, source maps and documentation of the production dependencies are never loaded;
+# their licence files stay.
+RUN npx tsc -p packaging/tsconfig.build.json \
+  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+  && find node_modules -type f ! -iname 'licen[cs]e*' \
+       \( -name '*.d.ts' -o -name '*.d.[mc]ts' -o -name '*.map' -o -iname '*.md' \) -delete \
+  && mkdir -p /opt/azure-vnet \
+  && cp -R package.json dist node_modules /opt/azure-vnet/
+
+FROM ${NODE_IMAGE} AS runtime-files
+# The plugin runs ip, iptables and ebtables; strip (binutils) only shrinks node here and stays behind.
+# The official slim image has none of them; a base that already carries them skips the download.
+RUN if ! command -v ip >/dev/null || ! command -v xtables-nft-multi >/dev/null || ! command -v strip >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends iproute2 iptables binutils \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY packaging/runtime-rootfs.sh /usr/local/lib/
+RUN sh /usr/local/lib/runtime-rootfs.sh /rootfs
+
+FROM scratch
+COPY --from=runtime-files /rootfs/ /
+COPY --from=build /opt/azure-vnet/ /opt/azure-vnet/
+COPY packaging/plugin-entrypoint.sh /opt/azure-vnet/entrypoint.sh
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Fails the build when a tool, a library it loads or a module the plugin imports was left out; the
+# plugin's --help loads its whole module graph and exits.
+RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help')"]
+ENTRYPOINT ["/opt/azure-vnet/entrypoint.sh"]
