@@ -50,7 +50,7 @@ export function createApp(
         logRequest(logger, call, body, 200, started, answer);
       } catch (error) {
         const pluginError = toPluginError(error);
-        send(res, pluginError.status, { Err: pluginError.userMessage });
+        send(res, pluginError.status, { Err: printable(pluginError.userMessage) });
         logRequest(logger, call, body, pluginError.status, started, {}, pluginError);
       }
     },
@@ -119,4 +119,10 @@ function logRequest(
   fields.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
   if (status >= 500) logger.warn("request", fields);
   else logger.info("request", fields);
+}
+
+/** Escapes control characters a request may have smuggled into a message, so Docker prints one line. */
+export function printable(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }

@@ -15,6 +15,8 @@ export type FakeHost = HostNetwork & {
   sysctls: Map<string, string>;
   /** The next call named `name` throws. */
   failOn(name: keyof HostNetwork): void;
+  /** Links, sysctls, chains and jumps as the fake host holds them, for before/after comparisons. */
+  snapshot(): string;
   /** What readBootId answers; change it to simulate a reboot. */
   bootId: { current: string };
 };
@@ -25,6 +27,8 @@ export function createFakeHost(): FakeHost {
   const sysctls = new Map<string, string>([["net/ipv4/ip_forward", "0"]]);
   const failures = new Set<string>();
   const bootId = { current: "boot-1" };
+  const chains = new Map<string, string>();
+  const jumps = new Set<string>();
   const record =
     <A extends unknown[], R>(name: keyof HostNetwork, effect: (...args: A) => R) =>
     (...args: A): Promise<Awaited<R>> => {
@@ -41,6 +45,13 @@ export function createFakeHost(): FakeHost {
     links,
     sysctls,
     failOn: (name) => failures.add(name),
+    snapshot: () =>
+      JSON.stringify({
+        links: [...links].sort(),
+        sysctls: [...sysctls].sort(),
+        chains: [...chains].sort(),
+        jumps: [...jumps].sort(),
+      }),
     bootId,
     listInterfaces: () => Promise.resolve(interfaces),
     // The peer end is Docker's to move into the container; only the host end stays visible here.
@@ -58,10 +69,18 @@ export function createFakeHost(): FakeHost {
     writeSysctl: record("writeSysctl", (key: string, value: string) => {
       sysctls.set(key, value);
     }),
-    setChainRules: record("setChainRules", () => undefined),
-    ensureJump: record("ensureJump", () => undefined),
-    deleteJump: record("deleteJump", () => undefined),
-    deleteChain: record("deleteChain", () => undefined),
+    setChainRules: record("setChainRules", (table: string, chain: string, rules: string[][]) => {
+      chains.set(`${table}/${chain}`, JSON.stringify(rules));
+    }),
+    ensureJump: record("ensureJump", (...args: unknown[]) => {
+      jumps.add(JSON.stringify(args));
+    }),
+    deleteJump: record("deleteJump", (...args: unknown[]) => {
+      jumps.delete(JSON.stringify(args));
+    }),
+    deleteChain: record("deleteChain", (table: string, chain: string) => {
+      chains.delete(`${table}/${chain}`);
+    }),
     listChains: record("listChains", () => []),
     deleteJumpsTo: record("deleteJumpsTo", () => undefined),
     listLinkNames: record("listLinkNames", () => [...links]),
@@ -76,9 +95,17 @@ export function createFakeHost(): FakeHost {
     deleteIpv4Address: record("deleteIpv4Address", () => undefined),
     listManagedRoutes: record("listManagedRoutes", () => []),
     replaceRoute: record("replaceRoute", () => undefined),
-    setBridgeChainRules: record("setBridgeChainRules", () => undefined),
-    ensureBridgeJump: record("ensureBridgeJump", () => undefined),
-    deleteBridgeJump: record("deleteBridgeJump", () => undefined),
-    deleteBridgeChain: record("deleteBridgeChain", () => undefined),
+    setBridgeChainRules: record("setBridgeChainRules", (chain: string, rules: string[][]) => {
+      chains.set(`bridge/${chain}`, JSON.stringify(rules));
+    }),
+    ensureBridgeJump: record("ensureBridgeJump", (...args: unknown[]) => {
+      jumps.add(JSON.stringify(args));
+    }),
+    deleteBridgeJump: record("deleteBridgeJump", (...args: unknown[]) => {
+      jumps.delete(JSON.stringify(args));
+    }),
+    deleteBridgeChain: record("deleteBridgeChain", (chain: string) => {
+      chains.delete(`bridge/${chain}`);
+    }),
   };
 }
