@@ -1,6 +1,6 @@
 # The managed plugin's rootfs: compiles the TypeScript, then keeps only node, the compiled plugin, its
 # production node_modules and the host tools it runs. packaging/build-plugin.sh turns the image into
-# the plugin; README "Install as a managed plugin" says how, also on a machine without registry access.
+# the plugin; README "Installing" says how, also on a machine without registry access.
 
 # The official Node image, pinned to an exact release; a build argument so that an offline machine can
 # provide a local image of the same name (packaging/offline-base-image.sh).
@@ -44,5 +44,5 @@ COPY packaging/plugin-entrypoint.sh /opt/azure-vnet/entrypoint.sh
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Fails the build when a tool, a library it loads or a module the plugin imports was left out; the
 # plugin's --help loads its whole module graph and exits.
-RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help')"]
+RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('iptables-restore', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help')"]
 ENTRYPOINT ["/opt/azure-vnet/entrypoint.sh"]

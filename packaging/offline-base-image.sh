@@ -42,7 +42,6 @@ case "$tag" in
   *) die "$name does not describe this machine (node $node_version, Debian $codename); pass --name node:$node_version-$codename-slim and build with --build-arg NODE_IMAGE=that, or install node $node_version" ;;
 esac
 npm_cache=$(npm config get cache)/_cacache
-[ -d "$npm_cache" ] || die "npm has no cache at $npm_cache: run npm ci in $repo first"
 npm_root=$(npm root -g)
 [ -d "$npm_root/npm" ] || die "no npm in $npm_root"
 
@@ -138,10 +137,11 @@ chmod 0700 "$rootfs/root"
 printf '%s\n' 'root:x:0:0:root:/root:/bin/bash' 'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' \
   >"$rootfs/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$rootfs/etc/group"
-cp -a "$npm_cache" "$rootfs/root/.npm/_cacache"
-# package-lock.json names versions but not tarball URLs, so npm also needs each package's registry
-# metadata. An install against the copied cache proves it holds all of it, and fetches what is missing
-# while this machine can still reach the registry.
+# Starting from this machine's own cache saves downloading what `npm ci` here already fetched.
+if [ -d "$npm_cache" ]; then cp -a "$npm_cache" "$rootfs/root/.npm/_cacache"; fi
+# This repository's package-lock.json omits tarball URLs (npm's omit-lockfile-registry-resolved), so
+# npm also needs each package's registry metadata. An install against the copied cache proves it holds
+# all of it, and fetches what is missing while this machine can still reach the registry.
 mkdir "$stage/project"
 cp "$repo/package.json" "$repo/package-lock.json" "$stage/project/"
 (cd "$stage/project" && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error \

@@ -44,10 +44,14 @@ cp "$ip" "$dest/usr/sbin/ip"
 cp "$xtables" "$dest/usr/sbin/xtables-nft-multi"
 cp "$sh" "$dest/bin/sh"
 cp "$mount" "$dest/bin/mount"
-# xtables-nft-multi acts as the tool its argv[0] names. nft, because it is what current distributions
-# and dockerd itself use; the rules must live in the same backend as the host's.
-for tool in iptables iptables-nft ip6tables ip6tables-nft ebtables ebtables-nft; do
-  ln -s xtables-nft-multi "$dest/usr/sbin/$tool"
+# xtables-nft-multi acts as the tool its argv[0] names: every name Debian gives it, with the plain
+# names (iptables, iptables-restore, …) on the nft backend. nft, because it is what current
+# distributions and dockerd itself use; the rules must live in the same backend as the host's.
+for family in iptables ip6tables ebtables arptables; do
+  for suffix in "" -save -restore; do
+    ln -s xtables-nft-multi "$dest/usr/sbin/$family$suffix"
+    ln -s xtables-nft-multi "$dest/usr/sbin/$family-nft$suffix"
+  done
 done
 for binary in "$node" "$ip" "$xtables" "$sh" "$mount"; do copy_libraries "$binary"; done
 
