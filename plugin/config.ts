@@ -22,6 +22,8 @@ export type PluginConfig = {
   dockerSocket: string;
   reconcileIntervalMs: number;
   reconcileGraceMs: number;
+  /** `host:port` for Prometheus metrics, or undefined for none. */
+  metricsAddress: string | undefined;
 };
 
 type OptionSpec = { flag: string; env: string; default: string | undefined; help: string };
@@ -100,6 +102,12 @@ export const OPTIONS: Record<keyof PluginConfig, OptionSpec> = {
     default: "60",
     help: "seconds a record must have existed before reconciliation may remove it",
   },
+  metricsAddress: {
+    flag: "metrics-address",
+    env: "AZURE_VNET_METRICS_ADDRESS",
+    default: undefined,
+    help: "host:port to serve Prometheus metrics on (GET /metrics), e.g. 127.0.0.1:9464; off when empty",
+  },
 };
 
 /** Reads flags over environment over defaults. Throws InvalidParameterError naming the bad option. */
@@ -145,6 +153,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     }
     return value;
   };
+  const optionalAddress = (key: keyof PluginConfig): string | undefined => {
+    const value = raw(key);
+    if (value === undefined || value === "") return undefined;
+    const match = /^(\[[0-9a-fA-F:]+\]|[0-9a-zA-Z.-]+):(\d{1,5})$/.exec(value);
+    if (!match || Number(match[2]) > 65535) {
+      throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(value)}`, {
+        hint: "give host:port, e.g. 127.0.0.1:9464",
+      });
+    }
+    return value;
+  };
   const config: PluginConfig = {
     socketPath: raw("socketPath")!,
     stateDir: raw("stateDir")!,
@@ -158,6 +177,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     dockerSocket: raw("dockerSocket")!,
     reconcileIntervalMs: seconds("reconcileIntervalMs", true),
     reconcileGraceMs: seconds("reconcileGraceMs", true),
+    metricsAddress: optionalAddress("metricsAddress"),
   };
   if (config.poolSource === "file" && !config.poolFile) {
     throw new InvalidParameterError(`--pool-source file needs ${describe("poolFile")}`, {

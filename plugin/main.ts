@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * The `azure-vnet` command: reads the configuration, runs the plugin service until SIGTERM/SIGINT,
- * and exits non-zero with a sentence that says what to do when it cannot start.
+ * and exits non-zero with a sentence that says what to do when it cannot start. `status`, `doctor`
+ * and `log-level` are operator subcommands that talk to the running plugin.
  */
+import { runSubcommand, SUBCOMMAND_USAGE, SUBCOMMANDS } from "./cli/commands.js";
 import { loadConfig, usageText } from "./config.js";
 import { toPluginError } from "./errors.js";
 import { createLogger } from "./logger.js";
@@ -14,8 +16,17 @@ const SHUTDOWN_GRACE_MS = 10_000;
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(usageText());
+    process.stdout.write(`${usageText()}\n${SUBCOMMAND_USAGE}\n`);
     return 0;
+  }
+  const subcommand = SUBCOMMANDS.find((name) => name === argv[0]);
+  if (subcommand) {
+    try {
+      return await runSubcommand(subcommand, argv.slice(1), process.env);
+    } catch (error) {
+      process.stderr.write(`azure-vnet ${subcommand}: ${(error as Error).message}\n`);
+      return 1;
+    }
   }
   const bootLogger = createLogger("info");
   let config;

@@ -11,7 +11,13 @@ import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
 import type { Logger } from "./logger.js";
 
-export type ReconcilerOptions = { socketPath: string; intervalMs: number; graceMs: number };
+export type ReconcilerOptions = {
+  socketPath: string;
+  intervalMs: number;
+  graceMs: number;
+  /** Told what each pass removed, e.g. for metrics. */
+  onReport?: (report: ReconcileReport) => void;
+};
 
 export type ReconcileReport = { networks: number; endpoints: number; addresses: number };
 

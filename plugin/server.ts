@@ -2,12 +2,13 @@
  * The HTTP face of the plugin: decodes every body as JSON whatever its Content-Type (dockerd sends
  * none, and empty bodies for several calls), dispatches through the route table, logs one line per
  * request, and turns errors into `{"Err": ...}` with a non-200 status, which both APIs report to the user.
+ * Two operator endpoints sit beside Docker's calls on the same root-only socket: `GET /status` and
+ * `PUT /log-level`.
  */
 import express, { type NextFunction, type Request, type Response } from "express";
 import { performance } from "node:perf_hooks";
-import type { PluginError } from "./errors.js";
-import { InvalidParameterError, toPluginError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { InvalidParameterError, toPluginError, type PluginError } from "./errors.js";
+import { LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
 import type { RequestBody } from "./request-fields.js";
 import type { Handler } from "./routes.js";
 
@@ -16,17 +17,47 @@ const PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1.2+json";
 /** Request and answer fields worth a place in the request log line. */
 const LOGGED_FIELDS = ["NetworkID", "EndpointID", "PoolID", "Pool", "SubPool", "V6", "Address"];
 
-export type StatusProvider = () => unknown;
+export type AppOptions = {
+  routes: Map<string, Handler>;
+  logger: Logger;
+  /** The operator's view, for GET /status. */
+  status: () => unknown;
+  /** Called once per answered request, e.g. for metrics. */
+  onRequest?: (call: string, status: number, durationMs: number, code: string | undefined) => void;
+};
 
-export function createApp(
-  routes: Map<string, Handler>,
-  logger: Logger,
-  status: StatusProvider,
-): express.Express {
+export function createApp({ routes, logger, status, onRequest }: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
+  const finish = (
+    call: string,
+    body: RequestBody,
+    code: number,
+    started: number,
+    answer: unknown,
+    error?: PluginError,
+  ) => {
+    const durationMs = logRequest(logger, call, body, code, started, answer, error);
+    onRequest?.(call, code, durationMs, error?.code);
+  };
   app.get("/status", (_req, res) => {
     res.json(status());
+  });
+  app.put("/log-level", express.raw({ type: () => true, limit: 1024 }), (req: Request, res: Response) => {
+    try {
+      const level = decodeBody(req.body).level;
+      if (!LOG_LEVELS.includes(level as LogLevel)) {
+        throw new InvalidParameterError(
+          `log level ${JSON.stringify(level)} is not one of ${LOG_LEVELS.join(", ")}`,
+        );
+      }
+      logger.setLevel(level as LogLevel);
+      logger.info("log level changed", { level });
+      res.json({ level });
+    } catch (error) {
+      const pluginError = toPluginError(error);
+      send(res, pluginError.status, { Err: printable(pluginError.userMessage) });
+    }
   });
   app.post(
     /.*/,
@@ -39,24 +70,24 @@ export function createApp(
         const handler = routes.get(req.path);
         if (!handler) {
           send(res, 404, {
-            Err: `unknown call ${call}: azure-vnet implements ${[...routes.keys()].length} calls of NetworkDriver and IpamDriver`,
+            Err: `unknown call ${printable(call)}: azure-vnet implements NetworkDriver and IpamDriver`,
           });
-          logRequest(logger, call, body, 404, started, {});
+          finish(call, body, 404, started, {});
           return;
         }
         body = decodeBody(req.body);
         const answer = (await handler(body)) ?? {};
         send(res, 200, answer);
-        logRequest(logger, call, body, 200, started, answer);
+        finish(call, body, 200, started, answer);
       } catch (error) {
         const pluginError = toPluginError(error);
         send(res, pluginError.status, { Err: printable(pluginError.userMessage) });
-        logRequest(logger, call, body, pluginError.status, started, {}, pluginError);
+        finish(call, body, pluginError.status, started, {}, pluginError);
       }
     },
   );
   app.use((req: Request, res: Response) => {
-    send(res, 404, { Err: `unknown call ${req.method} ${req.path}` });
+    send(res, 404, { Err: `unknown call ${req.method} ${printable(req.path)}` });
   });
   // Body-reader failures (too large, aborted) arrive here, before any handler ran.
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -92,6 +123,7 @@ function send(res: Response, status: number, body: unknown): void {
   res.status(status).type(PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
 }
 
+/** Logs the request's one line; returns its duration in milliseconds. */
 function logRequest(
   logger: Logger,
   call: string,
@@ -100,7 +132,7 @@ function logRequest(
   started: number,
   answer: unknown,
   error?: PluginError,
-): void {
+): number {
   const fields: Record<string, unknown> = { call };
   for (const source of [body, answer as RequestBody]) {
     for (const name of LOGGED_FIELDS) {
@@ -116,9 +148,11 @@ function logRequest(
     fields.code = error.code;
     fields.error = error.userMessage;
   }
-  fields.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  fields.durationMs = durationMs;
   if (status >= 500) logger.warn("request", fields);
   else logger.info("request", fields);
+  return durationMs;
 }
 
 /** Escapes control characters a request may have smuggled into a message, so Docker prints one line. */

@@ -3,6 +3,7 @@
  * server on the unix socket. Used by the command line and by the API tests, so both run the same thing.
  */
 import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { NetworkDriver } from "../driver/network-driver.js";
@@ -20,6 +21,7 @@ import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js"
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { Logger } from "./logger.js";
 import { pluginStateCodec } from "./plugin-state.js";
+import { Metrics } from "./metrics.js";
 import { Reconciler, type ReconcileReport } from "./reconciler.js";
 import { routeTable } from "./routes.js";
 import { createApp } from "./server.js";
@@ -39,6 +41,8 @@ export type RunningService = {
   refreshPool(): Promise<void>;
   /** Reconciles with Docker now (as the periodic pass would). */
   reconcile(): Promise<ReconcileReport | undefined>;
+  /** Where metrics are served (`http://host:port/metrics`), when they are on. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 };
 
@@ -70,17 +74,33 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     await network.restore().catch((error: unknown) => {
       logger.error("could not verify the data path at start", { error: (error as Error).message });
     });
+    const metrics = config.metricsAddress ? new Metrics(() => ipam.usage()) : undefined;
     const reconciler = new Reconciler(network, ipam, logger, {
       socketPath: config.dockerSocket,
       intervalMs: config.reconcileIntervalMs,
       graceMs: config.reconcileGraceMs,
+      onReport: (report) => metrics?.observeReconciliation(report),
     });
-    const app = createApp(routeTable(ipam, network), logger, () => ({
-      pool: ipam.usage(),
-      ...network.summary(),
-    }));
+    const app = createApp({
+      routes: routeTable(ipam, network),
+      logger,
+      status: () => ({
+        pool: ipam.usage(),
+        ...network.summary(),
+        source: {
+          name: source.name,
+          location: source.location,
+          lastError: refresher.lastError,
+          failures: refresher.consecutiveFailures,
+        },
+        stateFile: state.path,
+      }),
+      onRequest: metrics ? (...args) => metrics.observeRequest(...args) : undefined,
+    });
     const server = createServer(app);
     await listenOnUnixSocket(server, config.socketPath);
+    const metricsServer =
+      metrics && config.metricsAddress ? await metrics.listen(config.metricsAddress) : undefined;
     refresher.start();
     reconciler.start();
     logger.info("azure-vnet listening", {
@@ -94,7 +114,9 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
         await refresher.refreshNow();
       },
       reconcile: () => reconciler.runOnce(),
+      metricsUrl: metricsServer ? metricsUrlOf(metricsServer) : undefined,
       close: async () => {
+        metricsServer?.close();
         await reconciler.stop();
         await shutdown(server, refresher, lock, config.socketPath);
       },
@@ -159,4 +181,10 @@ async function shutdown(
   });
   await unlink(socketPath).catch(() => undefined);
   await lock.release();
+}
+
+function metricsUrlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}/metrics`;
 }

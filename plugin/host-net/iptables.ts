@@ -9,7 +9,7 @@ import { chainRestoreText, runTool } from "./run-tool.js";
 
 export type Table = "filter" | "nat";
 
-const iptables = (args: string[]) => runTool("iptables", ["-w", "5", ...args]);
+const iptables = (args: string[]) => runTool("iptables", args[0] === "-V" ? args : ["-w", "5", ...args]);
 
 /** Creates `chain` if missing and makes its rules exactly `rules`, atomically. */
 export async function setChainRules(table: Table, chain: string, rules: string[][]): Promise<void> {
@@ -103,4 +103,9 @@ export async function deleteJumpsTo(table: Table, from: string, chain: string): 
 /** Splits an `iptables -S` line into arguments; comments are the only quoted words it prints. */
 function splitRule(line: string): string[] {
   return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((match) => match[1] ?? match[2]!);
+}
+
+/** `iptables -V`, e.g. "iptables v1.8.9 (nf_tables)": which backend this host's rules live in. */
+export async function iptablesVersion(): Promise<string> {
+  return (await iptables(["-V"])).stdout.trim();
 }

@@ -17,6 +17,7 @@ describe("config", () => {
       dockerSocket: "/var/run/docker.sock",
       reconcileIntervalMs: 60_000,
       reconcileGraceMs: 60_000,
+      metricsAddress: undefined,
     });
   });
   it("reads the environment, and flags win over it", () => {
