@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import { durableWriteCost, ipSpawnCost, roundTripCost } from "./micro.js";
 import { perCallTable, requestLines, type RequestLine } from "./process-stats.js";
-import { section, table, writeSection } from "./report.js";
+import { section, startClock, table, writeSection } from "./report.js";
 import { fmt, median, quantile, range, ratio, summarize } from "./stats.js";
 import { startBenchTestbed, type BenchTestbed } from "./testbed.js";
 
@@ -17,13 +17,13 @@ const WARM_UP_RUNS = 3;
 type Run = { network: "azure" | "bridge"; ms: number; start: number; end: number };
 
 export async function runControlBench(options: ControlOptions): Promise<string> {
-  const startedAt = new Date();
+  const start = startClock();
   const testbed = await startBenchTestbed("control", [
     { name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: SECONDARIES },
   ]);
   try {
     const body = await measure(testbed, options);
-    const text = section("control", body, startedAt, (Date.now() - startedAt.getTime()) / 1000);
+    const text = section("control", body, start);
     await writeSection("control", text);
     return text;
   } finally {
@@ -85,7 +85,9 @@ function render(runs: Run[], lines: RequestLine[], micro: Micro, options: Contro
   const headline = median(pairRatios);
   // The plugin's time inside each azure run: its request lines logged while that run was going on.
   const pluginPerRun = azure.map((run) =>
-    lines.filter((l) => l.time >= run.start - 1 && l.time <= run.end + 1).reduce((sum, l) => sum + l.durationMs, 0),
+    lines
+      .filter((l) => l.time >= run.start - 1 && l.time <= run.end + 1)
+      .reduce((sum, l) => sum + l.durationMs, 0),
   );
   const callsPerRun = lines.length / azure.length;
   const row = (name: string, values: number[], ratioText: string, target: string) => {
@@ -101,8 +103,18 @@ function render(runs: Run[], lines: RequestLine[], micro: Micro, options: Contro
     table(
       ["network", "n", "median ms", "p10–p90 ms", "min–max ms", "ratio to bridge", "target ≤ 1.05"],
       [
-        row("Docker bridge (baseline)", bridge.map((r) => r.ms), "1.00", ""),
-        row("azure (transparent)", azure.map((r) => r.ms), ratio(headline), headline <= 1.05 ? "met" : "missed"),
+        row(
+          "Docker bridge (baseline)",
+          bridge.map((r) => r.ms),
+          "1.00",
+          "",
+        ),
+        row(
+          "azure (transparent)",
+          azure.map((r) => r.ms),
+          ratio(headline),
+          headline <= 1.05 ? "met" : "missed",
+        ),
       ],
     ),
     "",
@@ -116,13 +128,21 @@ function render(runs: Run[], lines: RequestLine[], micro: Micro, options: Contro
     table(
       ["quantity", "median", "p10–p90"],
       [
-        ["azure − bridge, per pair (ms)", fmt(median(pairDiffs)), range(quantile(pairDiffs, 0.1), quantile(pairDiffs, 0.9))],
+        [
+          "azure − bridge, per pair (ms)",
+          fmt(median(pairDiffs)),
+          range(quantile(pairDiffs, 0.1), quantile(pairDiffs, 0.9)),
+        ],
         [
           "plugin time per container, sum of its calls' `durationMs` (ms)",
           fmt(median(pluginPerRun)),
           range(quantile(pluginPerRun, 0.1), quantile(pluginPerRun, 0.9)),
         ],
-        ["one `ip` spawn from node, `execFile` (ms)", fmt(micro.ipCost.median), range(micro.ipCost.p10, micro.ipCost.p90)],
+        [
+          "one `ip` spawn from node, `execFile` (ms)",
+          fmt(micro.ipCost.median),
+          range(micro.ipCost.p10, micro.ipCost.p90),
+        ],
         [
           `one durable state write, the plugin's \`writeAtomically\` of ${micro.stateBytes} bytes (ms)`,
           fmt(micro.writeCost.median),

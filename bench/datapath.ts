@@ -3,7 +3,7 @@
 import { run, runOk, pollUntil, type RunResult } from "../test/helpers/run.js";
 import type { Vnet } from "../test/helpers/vnet.js";
 import { BENCH_IMAGE, IPERF3, importBenchImage, requireIperf3 } from "./bench-image.js";
-import { section, table, writeSection } from "./report.js";
+import { section, startClock, table, writeSection } from "./report.js";
 import { fmt, median, quantile, range, ratio } from "./stats.js";
 import { startBenchTestbed, type BenchTestbed } from "./testbed.js";
 
@@ -35,7 +35,7 @@ type Samples = { gbps: number[]; rttMs: number[][] };
 
 export async function runDatapathBench(options: DatapathOptions): Promise<string> {
   requireIperf3();
-  const startedAt = new Date();
+  const start = startClock();
   const testbed = await startBenchTestbed("datapath", [
     { name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: SECONDARIES },
     { name: "vm2", mac: "00:0d:3a:00:00:02", primary: VM2_IP },
@@ -43,7 +43,7 @@ export async function runDatapathBench(options: DatapathOptions): Promise<string
   try {
     const samples = await measure(testbed, options);
     const body = render(samples, options);
-    const text = section("datapath", body, startedAt, (Date.now() - startedAt.getTime()) / 1000);
+    const text = section("datapath", body, start);
     await writeSection("datapath", text);
     return text;
   } finally {
@@ -247,7 +247,7 @@ function render(samples: Map<Config, Samples>, options: DatapathOptions): string
     ];
   });
   return [
-    `${options.rounds} rounds. Each round measures every configuration once, in an order rotated from round to ` +
+    `${options.rounds} round(s). Each round measures every configuration once, in an order rotated from round to ` +
       `round: one iperf3 run of ${options.seconds} s (plus 1 s of slow start left out, \`-O 1\`, one TCP stream) ` +
       `and ${PINGS_PER_ROUND} pings at ${PING_INTERVAL_S} s intervals (busybox ping, the same binary everywhere), ` +
       `all to vm2 (${VM2_IP}). A NIC serves one mode at a time, so each round has a transparent phase ` +

@@ -31,12 +31,18 @@ async function main(): Promise<number> {
     },
   });
   const name = positionals[0] ?? "";
-  if (values.help || positionals.length !== 1 || !(name === "all" || BENCH_NAMES.includes(name as BenchName))) {
+  if (
+    values.help ||
+    positionals.length !== 1 ||
+    !(name === "all" || BENCH_NAMES.includes(name as BenchName))
+  ) {
     process.stderr.write(USAGE);
     return values.help ? 0 : 2;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write("the benchmarks need root: they build network namespaces and run a private dockerd\n");
+    process.stderr.write(
+      "the benchmarks need root: they build network namespaces and run a private dockerd\n",
+    );
     return 1;
   }
   const options: Options = {};
@@ -60,7 +66,9 @@ async function main(): Promise<number> {
     process.stdout.write(`${text}\n\n`);
     process.stderr.write(`== ${bench} took ${Math.round((Date.now() - benchStarted) / 1000)} s\n`);
   }
-  process.stderr.write(`all done in ${Math.round((Date.now() - started) / 1000)} s; tables in ${REPORT_PATH}\n`);
+  process.stderr.write(
+    `all done in ${Math.round((Date.now() - started) / 1000)} s; tables in ${REPORT_PATH}\n`,
+  );
   return 0;
 }
 
@@ -78,6 +86,8 @@ function runOne(bench: BenchName, options: Options): Promise<string> {
 }
 
 process.exitCode = await main().catch((error: unknown) => {
-  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   return 1;
 });

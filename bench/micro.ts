@@ -24,7 +24,9 @@ export function ipSpawnCost(count = 50): Promise<Summary> {
     count,
     () =>
       new Promise<void>((resolve, reject) =>
-        execFile("ip", ["-j", "link", "show", "dev", "lo"], (error) => (error ? reject(error) : resolve())),
+        execFile("ip", ["-j", "link", "show", "dev", "lo"], (error) =>
+          error ? reject(new Error(error.message, { cause: error })) : resolve(),
+        ),
       ),
   );
 }

@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { availableParallelism, release, totalmem } from "node:os";
+import { availableParallelism, loadavg, release, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 
 export const BENCH_NAMES = ["datapath", "control", "scale", "ipam"] as const;
@@ -59,13 +59,22 @@ export function machineLine(): string {
   );
 }
 
-/** The section text: heading, machine, date, command and duration, then the body. */
-export function section(name: BenchName, body: string, startedAt: Date, seconds: number): string {
+/** When a benchmark started, and how busy the machine was then (other work skews every number). */
+export type Start = { at: Date; load: number };
+
+export function startClock(): Start {
+  return { at: new Date(), load: loadavg()[0]! };
+}
+
+/** The section text: heading, machine, date, command, duration and load, then the body. */
+export function section(name: BenchName, body: string, start: Start): string {
+  const seconds = (Date.now() - start.at.getTime()) / 1000;
   return [
     `## ${TITLES[name]}`,
     "",
     `- Machine: ${machineLine()}`,
-    `- Date: ${startedAt.toISOString().replace(/\.\d+Z$/, "Z")}, took ${Math.round(seconds)} s`,
+    `- Date: ${start.at.toISOString().replace(/\.\d+Z$/, "Z")}, took ${Math.round(seconds)} s; ` +
+      `1-minute load average ${start.load.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end`,
     `- Command: \`npm run bench -- ${name}\` (as root)`,
     "",
     body.trim(),

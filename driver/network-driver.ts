@@ -43,7 +43,7 @@ type Empty = Record<string, never>;
 
 export class NetworkDriver {
   private readonly queue = new SerialQueue();
-  private readonly dataPaths: Partial<Record<NetworkMode, DataPath>>;
+  private readonly dataPaths: Record<NetworkMode, DataPath>;
   private readonly now: () => Date;
 
   constructor(private readonly deps: NetworkDriverDeps) {
@@ -337,12 +337,7 @@ export class NetworkDriver {
   }
 
   private dataPath(mode: NetworkMode): DataPath {
-    const dataPath = this.dataPaths[mode];
-    if (!dataPath)
-      throw new InvalidParameterError(`mode ${mode} is not available in this build`, {
-        hint: "use -o mode=transparent",
-      });
-    return dataPath;
+    return this.dataPaths[mode];
   }
 
   private network(id: string): NetworkRecord {

@@ -35,8 +35,8 @@ export async function acquireInstanceLock(path: string): Promise<InstanceLock> {
       }
       await unlink(path).catch(() => undefined);
     }
-    throw new ConflictError(`could not take the lock ${path}: it keeps changing`, {
-      hint: "another azure-vnet is starting at the same time; start only one",
+    throw new ConflictError(`could not take the lock ${path}: something holds or occupies it`, {
+      hint: "another azure-vnet may be starting at the same time (start only one), or something else is at that path (remove it)",
     });
   } finally {
     await unlink(candidate).catch(() => undefined);

@@ -79,8 +79,9 @@ export async function readSysctl(key: string): Promise<string> {
 }
 
 export async function writeSysctl(key: string, value: string): Promise<void> {
+  const path = sysctlPath(key);
   try {
-    await writeFile(sysctlPath(key), value);
+    await writeFile(path, value);
   } catch (error) {
     throw new UnavailableError(`cannot set ${key}=${value}: ${(error as Error).message}`, { cause: error });
   }

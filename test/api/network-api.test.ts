@@ -228,6 +228,43 @@ describe("NetworkDriver API over the unix socket", () => {
       });
     }
 
+    it("refuses a network whose id shares the veth-name prefix of another", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      const twin = "adf4f" + "9".repeat(59);
+      const res = await post("/NetworkDriver.CreateNetwork", createBody({ NetworkID: twin }));
+      expect(res.status).to.equal(409);
+      expect(res.body.Err).to.equal(
+        "network adf4f9999999 shares its interface prefix with network adf4fa8e1772 — remove this network and create it again (it will get another id)",
+      );
+    });
+
+    it("refuses a NIC that is not an interface of this host, and a subnet without a primary IP", async () => {
+      await plugin.setPool({
+        interfaces: [
+          {
+            macAddress: "00:0d:3a:00:00:01",
+            subnets: [{ prefix: "10.1.0.0/24", secondaryAddresses: ["10.1.0.5"] }],
+          },
+          {
+            macAddress: "00:0d:3a:00:00:09",
+            subnets: [{ prefix: "10.9.0.0/24", primaryAddress: "10.9.0.4" }],
+          },
+        ],
+      });
+      await plugin.service.refreshPool();
+      const elsewhere = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ IPv4Data: [{ Gateway: "10.9.0.1/24" }] }),
+      );
+      expect(elsewhere.body.Err).to.equal(
+        "NIC 00:0d:3a:00:00:09 of subnet 10.9.0.0/24 is not an interface of this host — run the plugin in the VM's network namespace (host network for the managed plugin)",
+      );
+      const noPrimary = await post("/NetworkDriver.CreateNetwork", createBody());
+      expect(noPrimary.body.Err).to.equal(
+        "the pool source gives no primary IP for eth0 — check the pool source",
+      );
+    });
+
     it("refuses a second mode on the same NIC", async () => {
       await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
       const res = await post(
@@ -276,6 +313,8 @@ describe("NetworkDriver API over the unix socket", () => {
       expect(none.body.Err).to.equal(
         "the endpoint has no IPv4 address — create azure networks with --ipam-driver azure",
       );
+      const badLength = await endpoint({ Address: "10.1.0.5/99" });
+      expect(badLength.body.Err).to.equal('"Interface.Address" "10.1.0.5/99" is not an address/length');
       const badMac = await endpoint({ Address: "10.1.0.5/24", MacAddress: "zz" });
       expect(badMac.body.Err).to.equal('"Interface.MacAddress" "zz" is not a MAC address');
       const unknownNet = await post("/NetworkDriver.CreateEndpoint", {

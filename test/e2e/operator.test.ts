@@ -14,7 +14,15 @@ describe("e2e: status and doctor on the VM", function () {
   let testbed: AzureTestbed | undefined;
   const bed = () => testbed!;
   const azureVnet = (...args: string[]) =>
-    bed().vnet.exec("vm1", [process.execPath, MAIN, ...args, "--socket", bed().plugin.socketPath, "--docker-socket", bed().dockerd.socketPath]);
+    bed().vnet.exec("vm1", [
+      process.execPath,
+      MAIN,
+      ...args,
+      "--socket",
+      bed().plugin.socketPath,
+      "--docker-socket",
+      bed().dockerd.socketPath,
+    ]);
 
   before(async () => {
     testbed = await startAzureTestbed(
@@ -24,8 +32,30 @@ describe("e2e: status and doctor on the VM", function () {
       ],
       "operator",
     );
-    await bed().dockerd.dockerOk(["network", "create", "-d", "azure", "--ipam-driver", "azure", "--subnet", "10.1.0.0/24", "vnet"]);
-    await bed().dockerd.dockerOk(["run", "-d", "--name", "web", "--network", "vnet", "--ip", "10.1.0.6", "busybox:local", "sleep", "600"]);
+    await bed().dockerd.dockerOk([
+      "network",
+      "create",
+      "-d",
+      "azure",
+      "--ipam-driver",
+      "azure",
+      "--subnet",
+      "10.1.0.0/24",
+      "vnet",
+    ]);
+    await bed().dockerd.dockerOk([
+      "run",
+      "-d",
+      "--name",
+      "web",
+      "--network",
+      "vnet",
+      "--ip",
+      "10.1.0.6",
+      "busybox:local",
+      "sleep",
+      "600",
+    ]);
   });
 
   after(async () => {
@@ -35,10 +65,14 @@ describe("e2e: status and doctor on the VM", function () {
   it("status names the container and the network of each endpoint", async () => {
     const out = await azureVnet("status");
     expect(out.code, out.stderr).to.equal(0);
-    expect(out.stdout).to.match(/^eth0\s+10\.1\.0\.0\/24\s+10\.1\.0\.4\s+10\.1\.0\.1\s+2\s+1\s+10\.1\.0\.6\s+-$/m);
+    expect(out.stdout).to.match(
+      /^eth0\s+10\.1\.0\.0\/24\s+10\.1\.0\.4\s+10\.1\.0\.1\s+2\s+1\s+10\.1\.0\.6\s+-$/m,
+    );
     expect(out.stdout).to.match(/^\w{12}\s+vnet\s+transparent\s+eth0\s+10\.1\.0\.0\/24\s+no\s+blocked$/m);
     expect(out.stdout).to.match(/^\w{12}\s+web\s+vnet\s+10\.1\.0\.6\s+0a:58:0a:01:00:06\s+az\w{13}$/m);
-    expect(out.stdout).to.contain("pool source imds (http://169.254.169.254/metadata/instance/network?api-version=2021-02-01): ok");
+    expect(out.stdout).to.contain(
+      "pool source imds (http://169.254.169.254/metadata/instance/network?api-version=2021-02-01): ok",
+    );
   });
 
   it("doctor passes on a healthy host", async () => {
@@ -54,14 +88,19 @@ describe("e2e: status and doctor on the VM", function () {
 
   it("doctor explains broken forwarding and missing rules, with the fix, and exits 1", async () => {
     await bed().vnet.execOk("vm1", ["sysctl", "-w", "net.ipv4.ip_forward=0"]);
-    const rules = (await bed().vnet.execOk("vm1", ["iptables", "-t", "nat", "-S", "POSTROUTING"])).stdout.split("\n").filter((l) => l.includes("-j AZV-NAT-"));
-    for (const rule of rules) await bed().vnet.execOk("vm1", ["sh", "-c", `iptables -t nat ${rule.replace(/^-A/, "-D")}`]);
+    const rules = (await bed().vnet.execOk("vm1", ["iptables", "-t", "nat", "-S", "POSTROUTING"])).stdout
+      .split("\n")
+      .filter((l) => l.includes("-j AZV-NAT-"));
+    for (const rule of rules)
+      await bed().vnet.execOk("vm1", ["sh", "-c", `iptables -t nat ${rule.replace(/^-A/, "-D")}`]);
     const out = await azureVnet("doctor");
     expect(out.code).to.equal(1);
     expect(out.stdout).to.contain(
       "FAIL  forwarding: IPv4 forwarding is off, so containers reach nothing beyond the VM — something turned it off; restart the plugin, which turns it on again",
     );
-    expect(out.stdout).to.match(/FAIL {2}firewall: network \w{12} is missing its POSTROUTING jump \(removed by a firewall reload\?\) — restart the plugin: it re-creates missing rules at start/);
+    expect(out.stdout).to.match(
+      /FAIL {2}firewall: network \w{12} is missing its POSTROUTING jump \(removed by a firewall reload\?\) — restart the plugin: it re-creates missing rules at start/,
+    );
     // The fix the doctor names works.
     await bed().restartPlugin("SIGTERM");
     const again = await azureVnet("doctor");
@@ -69,12 +108,36 @@ describe("e2e: status and doctor on the VM", function () {
   });
 
   it("doctor says when all secondary IPs are in use, and when the plugin is not running", async () => {
-    await bed().dockerd.dockerOk(["run", "-d", "--name", "web2", "--network", "vnet", "busybox:local", "sleep", "600"]);
+    await bed().dockerd.dockerOk([
+      "run",
+      "-d",
+      "--name",
+      "web2",
+      "--network",
+      "vnet",
+      "busybox:local",
+      "sleep",
+      "600",
+    ]);
     const full = await azureVnet("doctor");
-    expect(full.stdout).to.contain("WARN  secondary IPs: eth0 (10.1.0.0/24): all 2 secondary IPs are in use — the next container fails; add IP configurations to the NIC");
-    const down = await bed().vnet.exec("vm1", [process.execPath, MAIN, "doctor", "--socket", "/nonexistent/azure.sock", "--docker-socket", bed().dockerd.socketPath]);
+    expect(full.stdout).to.contain(
+      "WARN  secondary IPs: eth0 (10.1.0.0/24): all 2 secondary IPs are in use — the next container fails; add IP configurations to the NIC",
+    );
+    const down = await bed().vnet.exec("vm1", [
+      process.execPath,
+      MAIN,
+      "doctor",
+      "--socket",
+      "/nonexistent/azure.sock",
+      "--docker-socket",
+      bed().dockerd.socketPath,
+    ]);
     expect(down.code).to.equal(1);
-    expect(down.stdout).to.match(/FAIL {2}plugin: does not answer on \/nonexistent\/azure\.sock \(connect ENOENT .*\) — start it: systemctl start azure-vnet, or docker plugin enable azure:latest/);
-    expect(down.stdout, "it then asks IMDS itself").to.contain("ok    pool source: IMDS answers at http://169.254.169.254");
+    expect(down.stdout).to.match(
+      /FAIL {2}plugin: does not answer on \/nonexistent\/azure\.sock \(connect ENOENT .*\) — start it: systemctl start azure-vnet, or docker plugin enable azure:latest/,
+    );
+    expect(down.stdout, "it then asks IMDS itself").to.contain(
+      "ok    pool source: IMDS answers at http://169.254.169.254",
+    );
   });
 });

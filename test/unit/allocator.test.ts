@@ -144,6 +144,12 @@ describe("allocator", () => {
     ]);
   });
 
+  it("says when the pool source reported no NICs at all", () => {
+    expect(() => allocator.requestPool(state, { nics: [] }, poolRequest())).to.throw(
+      "the pool source reported no NICs",
+    );
+  });
+
   it("says when the NIC has no secondary IPs at all", () => {
     const inv = inventory([]);
     const { poolId } = allocator.requestPool(state, inv, poolRequest());

@@ -66,6 +66,17 @@ describe("instance lock", () => {
     }
   });
 
+  it("gives up, saying so, when something it cannot remove occupies the lock's path", async () => {
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(join(path, "in-the-way"), { recursive: true });
+    const error = await acquireInstanceLock(path).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error).to.be.instanceOf(ConflictError);
+    expect(error?.message).to.equal(`could not take the lock ${path}: something holds or occupies it`);
+  });
+
   it("treats an unreadable lock file as stale", async () => {
     await writeFile(path, "garbage");
     const lock = await acquireInstanceLock(path);

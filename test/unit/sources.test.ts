@@ -1,6 +1,6 @@
 /** The three source document parsers, on good documents and on every way they can be broken. */
 import { expect } from "chai";
-import { parsePoolFile } from "../../ipam-driver/sources/file.js";
+import { createFileSource, parsePoolFile } from "../../ipam-driver/sources/file.js";
 import { parseImdsNetwork } from "../../ipam-driver/sources/imds.js";
 import { parseWireserverInterfaces } from "../../ipam-driver/sources/wireserver.js";
 
@@ -105,11 +105,24 @@ describe("pool source parsers", () => {
     ];
     for (const [body, message] of broken) {
       it(`refuses ${JSON.stringify(body.slice(0, 50))}`, () =>
-        expect(() => parseWireserverInterfaces(body)).to.throw(message));
+        expect(() => parseWireserverInterfaces(body))
+          .to.throw(message)
+          .with.property("message")
+          .that.match(/^wireserver interface document is malformed: /));
     }
   });
 
   describe("pool file", () => {
+    it("names a pool file it cannot read", async () => {
+      const error = await createFileSource("/nonexistent/pool.json")
+        .fetchNics()
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        );
+      expect(error?.message).to.match(/^cannot read pool file \/nonexistent\/pool\.json: ENOENT/);
+    });
+
     it("reads NICs by MAC or by name", () => {
       const body = JSON.stringify({
         interfaces: [

@@ -113,6 +113,17 @@ describe("state file", () => {
     expect(Object.keys(onDisk.ipam.reservations)).to.have.length(50);
   });
 
+  it("says which state file it cannot read", async () => {
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(path, { recursive: true });
+    const error = await StateFile.open(path, pluginStateCodec).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error).to.be.instanceOf(StateError);
+    expect(error?.message).to.match(/^cannot read state file .*state\.json: EISDIR/);
+  });
+
   for (const [what, content, message] of [
     ["truncated JSON", '{"version":1,', "is corrupt: "],
     ["an unknown version", '{"version":9,"ipam":{}}', "version 9 is not 1"],
