@@ -9,10 +9,10 @@
 import { expect } from "chai";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fetchStatus } from "../../plugin/cli/plugin-client.js";
 import { OPTIONS } from "../../plugin/config.js";
 import { startAzureEndpoints } from "../helpers/azure-vm.js";
 import { DOCKER_CLI, startDockerd, type Dockerd } from "../helpers/dockerd.js";
@@ -157,7 +157,7 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
   // The test's own state folder and dockerd socket, instead of the host's /var/lib and /var/run/docker.sock.
   const mountSettings = () => [`state.source=${stateRoot}`, `docker-socket.source=${dockerd.socketPath}`];
   const socketPath = () => join(dockerd.pluginsDir, pluginId, "azure.sock");
-  const status = () => getJson(socketPath(), "/status") as Promise<PluginStatus>;
+  const status = () => fetchStatus(socketPath());
   const ipOf = (container: string) =>
     dockerOk("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container);
   const timed = async <T>(what: string, step: () => Promise<T>): Promise<T> => {
@@ -416,8 +416,6 @@ type PluginInspect = {
 
 type PackageJson = { dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
-type PluginStatus = { pool: { free: string[]; inUse: string[] }[] };
-
 /**
  * Runs a packaging script against `dockerd` as a user would, from the host: the scripts only talk to
  * the Docker API (and, for the base image, to npm's cache on this machine).
@@ -463,22 +461,4 @@ async function pluginEnvironment(vnet: Vnet, vm: string): Promise<string[]> {
     },
     { timeoutMs: 15_000 },
   );
-}
-
-function getJson(socketPath: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath, path }, (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () => {
-          try {
-            resolve(JSON.parse(text));
-          } catch (error) {
-            reject(error as Error);
-          }
-        });
-      })
-      .on("error", reject);
-  });
 }

@@ -5,12 +5,12 @@
  */
 import { openSync, closeSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
+import { fetchStatus, type PluginStatus } from "../../plugin/cli/plugin-client.js";
 import { pollUntil, killPid } from "./run.js";
 import { startDockerd, type Dockerd } from "./dockerd.js";
 import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vnet.js";
@@ -66,13 +66,6 @@ export async function startAzureEndpoints(
   return { updateNics };
 }
 
-/** What the plugin's GET /status answers (the parts tests read). */
-export type PluginStatus = {
-  pool: { nic: string; free: string[]; inUse: string[]; goneButHeld: string[] }[];
-  networks: { id: string; mode: string }[];
-  endpoints: { id: string; networkId: string; address: string; hostInterface?: string }[];
-};
-
 export type PluginProcess = {
   socketPath: string;
   stateDir: string;
@@ -125,7 +118,7 @@ export async function startPluginInVm(
         .split("\n")
         .filter((line) => line.startsWith("{"))
         .map((line) => JSON.parse(line) as Record<string, unknown>),
-    status: () => getJson(socketPath, "/status") as ReturnType<PluginProcess["status"]>,
+    status: () => fetchStatus(socketPath),
     async stop() {
       if (child.pid !== undefined) await killPid(child.pid);
     },
@@ -135,29 +128,11 @@ export async function startPluginInVm(
     async () => {
       if (child.exitCode !== null)
         throw new Error(`the plugin exited (${child.exitCode}): ${readFileSync(logFile, "utf8")}`);
-      return (await getJson(socketPath, "/status").catch(() => undefined)) ? true : undefined;
+      return (await fetchStatus(socketPath).catch(() => undefined)) ? true : undefined;
     },
     { timeoutMs: 20_000 },
   );
   return plugin;
-}
-
-function getJson(socketPath: string, path: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath, path }, (res) => {
-        let text = "";
-        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
-        res.on("end", () => {
-          try {
-            resolve(JSON.parse(text));
-          } catch (error) {
-            reject(error as Error);
-          }
-        });
-      })
-      .on("error", reject);
-  });
 }
 
 /** An emulated Azure VM running the plugin and a private dockerd with the busybox image, in a VNet. */
