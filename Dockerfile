@@ -9,8 +9,8 @@ ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# No dependency needs an install script (ssh2's, under dockerode, only tries to compile an optional
-# native speed-up); skipping them keeps the build offline-safe and free of compilers.
+# No dependency needs an install script; skipping them keeps the build offline-safe and free of
+# compilers.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY packaging/tsconfig.build.json packaging/

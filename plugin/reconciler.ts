@@ -6,9 +6,9 @@
  * runs inside a plugin request (dockerd may be waiting on that request, and would deadlock), and it
  * leaves alone anything younger than a grace period, which may still be on its way into Docker.
  */
-import Docker from "dockerode";
 import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
+import { dockerApi } from "./docker-api.js";
 import type { Logger } from "./logger.js";
 
 export type ReconcilerOptions = {
@@ -27,7 +27,7 @@ export type DockerView = { networkIds: Set<string>; endpointIds: Set<string>; ad
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
-  private readonly docker: Docker;
+  private readonly docker: ReturnType<typeof dockerApi>;
   private unreachableLogged = false;
 
   constructor(
@@ -36,7 +36,7 @@ export class Reconciler {
     private readonly logger: Logger,
     private readonly options: ReconcilerOptions,
   ) {
-    this.docker = new Docker({ socketPath: options.socketPath, timeout: 10_000 });
+    this.docker = dockerApi(options.socketPath);
   }
 
   start(): void {
@@ -107,10 +107,7 @@ export class Reconciler {
 
   /** Every network's endpoints and addresses; all networks, since the IPAM may serve any driver. */
   private async dockerView(): Promise<DockerView> {
-    const list = await this.docker.listNetworks();
-    const details = await Promise.all(
-      list.map((n) => this.docker.getNetwork(n.Id).inspect() as Promise<NetworkDetails>),
-    );
+    const details = await this.docker.networks();
     const view: DockerView = { networkIds: new Set(), endpointIds: new Set(), addresses: new Set() };
     for (const network of details) {
       view.networkIds.add(network.Id);
@@ -139,9 +136,3 @@ export class Reconciler {
     this.timer.unref();
   }
 }
-
-type NetworkDetails = {
-  Id: string;
-  Containers?: Record<string, { EndpointID: string; IPv4Address?: string }>;
-  IPAM?: { Config?: { AuxiliaryAddresses?: Record<string, string> }[] };
-};

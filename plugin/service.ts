@@ -21,7 +21,6 @@ import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js"
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { Logger } from "./logger.js";
 import { pluginStateCodec } from "./plugin-state.js";
-import { Metrics } from "./metrics.js";
 import { Reconciler, type ReconcileReport } from "./reconciler.js";
 import { routeTable } from "./routes.js";
 import { createApp } from "./server.js";
@@ -74,7 +73,10 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     await network.restore().catch((error: unknown) => {
       logger.error("could not verify the data path at start", { error: (error as Error).message });
     });
-    const metrics = config.metricsAddress ? new Metrics(() => ipam.usage()) : undefined;
+    // Loaded only when asked for: prom-client costs memory a plugin without metrics need not pay.
+    const metrics = config.metricsAddress
+      ? new (await import("./metrics.js")).Metrics(() => ipam.usage())
+      : undefined;
     const reconciler = new Reconciler(network, ipam, logger, {
       socketPath: config.dockerSocket,
       intervalMs: config.reconcileIntervalMs,

@@ -5,9 +5,9 @@
  */
 import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import Docker from "dockerode";
 import { forwardChainName, natChainName } from "../../driver/names.js";
 import { createImdsSource } from "../../ipam-driver/sources/imds.js";
+import { dockerApi, type DockerVersion } from "../docker-api.js";
 import { iptablesVersion, listChain } from "../host-net/iptables.js";
 import { readSysctl } from "../host-net/links.js";
 import { fetchStatus, type PluginStatus } from "./plugin-client.js";
@@ -153,12 +153,9 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
   });
 
   await attempt("docker", async () => {
-    let version: { Version: string; ApiVersion: string };
+    let version: DockerVersion;
     try {
-      version = (await new Docker({
-        socketPath: options.dockerSocket,
-        timeout: 5_000,
-      }).version()) as typeof version;
+      version = await dockerApi(options.dockerSocket, 5_000).version();
     } catch (error) {
       add(
         "docker",

@@ -61,8 +61,9 @@ describe("host-net guards", () => {
     const message = await failure(
       keepGoing("removing things", [
         () => Promise.reject(new Error("first")),
-        async () => {
+        () => {
           ran.push(2);
+          return Promise.resolve();
         },
         () => Promise.reject(new Error("third")),
       ]),
