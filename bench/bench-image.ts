@@ -10,10 +10,13 @@ import { runOk } from "../test/helpers/run.js";
 export const BENCH_IMAGE = "bench:local";
 export const IPERF3 = "/usr/bin/iperf3";
 
+/** A missing prerequisite: the message says what to do, so no stack trace is printed with it. */
+export class MissingPrerequisite extends Error {}
+
 /** Throws a clear message when iperf3 is missing; the benchmark installs nothing itself. */
 export function requireIperf3(): void {
   if (!existsSync(IPERF3)) {
-    throw new Error(
+    throw new MissingPrerequisite(
       `${IPERF3} is missing: the data-path benchmark measures throughput with iperf3. ` +
         "Install it with `apt-get install -y iperf3` and run the benchmark again.",
     );

@@ -17,7 +17,7 @@ const WARM_UP_RUNS = 3;
 type Run = { network: "azure" | "bridge"; ms: number; start: number; end: number };
 
 export async function runControlBench(options: ControlOptions): Promise<string> {
-  const start = startClock();
+  const start = await startClock();
   const testbed = await startBenchTestbed("control", [
     { name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: SECONDARIES },
   ]);

@@ -30,7 +30,7 @@ type Batch = { perSecond: number; latencies: number[] };
 type Result = Record<"alloc" | "release", Batch[]>;
 
 export async function runIpamBench(options: IpamOptions): Promise<string> {
-  const start = startClock();
+  const start = await startClock();
   const dir = await mkdtemp(join(tmpdir(), "azure-vnet-bench-ipam-"));
   const ns = `avnbench${randomBytes(3).toString("hex")}-ipam`;
   let child: ChildProcess | undefined;
@@ -114,6 +114,7 @@ async function measure(
   socketPath: string,
   stateDir: string,
   pid: number,
+  idleMiB: number,
   options: IpamOptions,
 ): Promise<string> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });

@@ -1,6 +1,7 @@
 // The `npm run bench -- <name>` command: parses the benchmark name and options, checks for root, runs
 // the chosen benchmarks one after another and prints the sections each wrote into docs/benchmarks.md.
 import { parseArgs } from "node:util";
+import { MissingPrerequisite } from "./bench-image.js";
 import { runControlBench } from "./control.js";
 import { runDatapathBench } from "./datapath.js";
 import { runIpamBench } from "./ipam.js";
@@ -11,7 +12,7 @@ import { teardownOnSignals } from "./testbed.js";
 const USAGE = `usage: npm run bench -- <datapath|control|scale|ipam|all> [--rounds N] [--seconds N] [--pairs N]
   datapath  iperf3 throughput and ping RTT to vm2: VM, azure transparent/bridge, Docker bridge (--rounds 5, --seconds 5)
   control   docker run --rm on an azure network vs a Docker bridge network, alternating (--pairs 40)
-  scale     250 containers on one VM: start time, plugin memory and CPU, pool full again (--rounds 1)
+  scale     250 containers on one VM: start time, plugin memory and CPU, pool full again (--rounds 2)
   ipam      RequestAddress/ReleaseAddress per second through the socket, durable state (--rounds 5)
   all       every one of them, in that order
 Needs root (network namespaces, dockerd). Writes its tables into docs/benchmarks.md.
@@ -79,13 +80,17 @@ function runOne(bench: BenchName, options: Options): Promise<string> {
     case "control":
       return runControlBench({ pairs: options.pairs ?? 40 });
     case "scale":
-      return runScaleBench({ rounds: options.rounds ?? 1 });
+      return runScaleBench({ rounds: options.rounds ?? 2 });
     case "ipam":
       return runIpamBench({ rounds: options.rounds ?? 5 });
   }
 }
 
 process.exitCode = await main().catch((error: unknown) => {
+  if (error instanceof MissingPrerequisite) {
+    process.stderr.write(`bench: ${error.message}\n`);
+    return 1;
+  }
   process.stderr.write(
     `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
   );

@@ -3,8 +3,9 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { availableParallelism, loadavg, release, totalmem } from "node:os";
+import { availableParallelism, release, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import * as prettier from "prettier";
 
 export const BENCH_NAMES = ["datapath", "control", "scale", "ipam"] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
@@ -59,11 +60,56 @@ export function machineLine(): string {
   );
 }
 
-/** When a benchmark started, and how busy the machine was then (other work skews every number). */
-export type Start = { at: Date; load: number };
+/** The plugin code measured: the commit, and whether the work tree changed it (bench/ and docs/ aside). */
+function codeLine(): string {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  try {
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-C", root, ...args], { encoding: "utf8" }).trim();
+    const dirty = git("status", "--porcelain", "--", ".", ":!bench", ":!docs") !== "";
+    return `commit ${git("rev-parse", "--short", "HEAD")}${dirty ? " with uncommitted changes" : ""}`;
+  } catch {
+    return "not a git checkout";
+  }
+}
 
-export function startClock(): Start {
-  return { at: new Date(), load: loadavg()[0]! };
+/** When a benchmark started, and how busy the machine's CPUs were just before (other work skews every number). */
+export type Start = { at: Date; busyPercent: number; waitedSeconds: number; code: string };
+
+/** Fraction of all CPU time that was not idle (nor iowait) between two reads of /proc/stat. */
+async function cpuBusyPercent(windowMs: number): Promise<number> {
+  const read = () => {
+    const fields = readFileSync("/proc/stat", "utf8")
+      .split("\n")[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const idle = fields[3]! + fields[4]!;
+    return { idle, total: fields.reduce((sum, v) => sum + v, 0) };
+  };
+  const before = read();
+  await new Promise((resolve) => setTimeout(resolve, windowMs));
+  const after = read();
+  const total = after.total - before.total;
+  return total > 0 ? (100 * (total - (after.idle - before.idle))) / total : 0;
+}
+
+/**
+ * Waits (up to two minutes) until the CPUs are less than 15 % busy over 2 s, so a benchmark does not
+ * start on the heels of another one, then notes the time and what it found.
+ */
+export async function startClock(): Promise<Start> {
+  const waitStarted = Date.now();
+  let busy = await cpuBusyPercent(2000);
+  while (busy >= 15 && Date.now() - waitStarted < 120_000) busy = await cpuBusyPercent(2000);
+  if (busy >= 15) process.stderr.write(`the CPUs are still ${busy.toFixed(0)} % busy; starting anyway\n`);
+  return {
+    at: new Date(),
+    busyPercent: busy,
+    waitedSeconds: (Date.now() - waitStarted) / 1000,
+    code: codeLine(),
+  };
 }
 
 /** The section text: heading, machine, date, command, duration and load, then the body. */
@@ -73,9 +119,10 @@ export function section(name: BenchName, body: string, start: Start): string {
     `## ${TITLES[name]}`,
     "",
     `- Machine: ${machineLine()}`,
-    `- Date: ${start.at.toISOString().replace(/\.\d+Z$/, "Z")}, took ${Math.round(seconds)} s; ` +
-      `1-minute load average ${start.load.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end`,
-    `- Command: \`npm run bench -- ${name}\` (as root)`,
+    `- Code: ${start.code}`,
+    `- Date: ${start.at.toISOString().replace(/\.\d+Z$/, "Z")}, took ${Math.round(seconds)} s; the CPUs were ` +
+      `${start.busyPercent.toFixed(0)} % busy over the 2 s before it started`,
+    `- Command: \`npm run bench -- ${process.argv.slice(2).join(" ") || name}\` (as root)`,
     "",
     body.trim(),
   ].join("\n");
@@ -92,7 +139,9 @@ export async function writeSection(name: BenchName, text: string): Promise<void>
   } else {
     document = `${document.trimEnd()}\n\n${block}\n`;
   }
-  await writeFile(REPORT_PATH, document);
+  // The repository's lint runs `prettier --check .`, so the file is written the way prettier would.
+  const config = (await prettier.resolveConfig(REPORT_PATH)) ?? {};
+  await writeFile(REPORT_PATH, await prettier.format(document, { ...config, filepath: REPORT_PATH }));
 }
 
 /** A Markdown table from a header row and data rows. */
