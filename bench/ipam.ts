@@ -15,6 +15,7 @@ import { durableWriteCost, post } from "./micro.js";
 import { cpuSeconds, memoryMiB, nodePid } from "./process-stats.js";
 import { section, startClock, table, writeSection } from "./report.js";
 import { fmt, median, quantile, range, ratio } from "./stats.js";
+import { PLUGIN_NODE_FLAGS } from "../test/helpers/azure-vm.js";
 
 export type IpamOptions = { rounds: number };
 
@@ -60,7 +61,7 @@ export async function runIpamBench(options: IpamOptions): Promise<string> {
     const out = openSync(logFile, "a");
     // prettier-ignore
     child = spawn("ip", [
-      "netns", "exec", ns, process.execPath, PLUGIN_MAIN,
+      "netns", "exec", ns, process.execPath, ...PLUGIN_NODE_FLAGS, PLUGIN_MAIN,
       "--socket", socketPath, "--state-dir", stateDir, "--pool-source", "file", "--pool-file", poolFile,
       "--reconcile-interval", "0", "--log-level", "info",
     ], { stdio: ["ignore", out, out] });
@@ -238,7 +239,7 @@ function render(
   };
   const cpuPerOp = (values: number[]) => fmt((median(values) / (2 * COUNT)) * 1000);
   return [
-    `The plugin (\`node dist/plugin/main.js --pool-source file\`, log level info) in a network namespace of its ` +
+    `The plugin (\`node --max-semi-space-size=2 dist/plugin/main.js --pool-source file\`, log level info) in a network namespace of its ` +
       `own with a veth as eth0, state in a temp folder on the machine's disk (${tmpdir()}), one pool of ${COUNT} ` +
       `addresses. ${info.options.rounds} rounds; each round runs every workload once, in an order rotated from ` +
       `round to round: ${COUNT} RequestAddress (the pool fills up, all distinct) then ${COUNT} ReleaseAddress, one ` +

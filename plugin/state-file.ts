@@ -19,7 +19,7 @@ export type StateCodec<T> = {
 export class StateFile<T> {
   private readonly queue = new SerialQueue();
   private document: T;
-  /** The document as last written; memory holds exactly what the disk holds. */
+  /** The document as last written, to tell whether an update changed anything. */
   private serialized: string;
 
   private constructor(
@@ -72,15 +72,16 @@ export class StateFile<T> {
       if (text !== this.serialized) {
         await writeAtomically(this.path, text);
         this.serialized = text;
-        this.document = JSON.parse(text) as T;
+        this.document = draft;
       }
       return result;
     });
   }
 }
 
+/** Compact JSON: the file is rewritten whole on every change (`jq . state.json` to read it). */
 function serialize(document: unknown): string {
-  return JSON.stringify(document, null, 2) + "\n";
+  return JSON.stringify(document) + "\n";
 }
 
 /** Writes `content` to `path` so that readers see either the old or the new file, even after a crash. */

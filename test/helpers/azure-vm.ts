@@ -16,6 +16,8 @@ import { startDockerd, type Dockerd } from "./dockerd.js";
 import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vnet.js";
 
 const PLUGIN_MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
+/** The V8 flag every launcher gives the plugin (package.json, systemd unit, plugin entrypoint). */
+export const PLUGIN_NODE_FLAGS = ["--max-semi-space-size=2"];
 const FAKE_AZURE_MAIN = fileURLToPath(new URL("./fake-azure-main.js", import.meta.url));
 
 /** The stand-in's NIC document for a VM, from what the fabric routes to it. */
@@ -96,6 +98,7 @@ export async function startPluginInVm(
     vmName,
     [
       process.execPath,
+      ...PLUGIN_NODE_FLAGS,
       PLUGIN_MAIN,
       "--socket",
       socketPath,

@@ -18,7 +18,7 @@ describe("state file", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("starts empty, writes each change as formatted JSON with mode 0600 and leaves no temporary file", async () => {
+  it("starts empty, writes each change as JSON with mode 0600 and leaves no temporary file", async () => {
     const file = await StateFile.open(path, pluginStateCodec);
     expect(file.current).to.deep.equal({
       version: 1,
