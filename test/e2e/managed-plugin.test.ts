@@ -130,7 +130,9 @@ describe("packaging: the host service", function () {
       }
       const unit = readFileSync(join(destdir, "etc", "systemd", "system", "azure-vnet.service"), "utf8");
       // The node the script found on PATH, by absolute path: systemd does not search PATH the same way.
-      expect(unit).to.match(/^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m);
+      expect(unit).to.match(
+        /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
+      );
       expect(existsSync(join(destdir, "etc", "default", "azure-vnet"))).to.equal(true);
     } finally {
       await rm(destdir, { recursive: true, force: true });
