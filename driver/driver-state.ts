@@ -22,8 +22,33 @@ export type NetworkRecord = {
   internal: boolean;
   /** Containers may reach the Instance Metadata Service (-o imds=allow). */
   imdsAccess: boolean;
+  /** Azure links every endpoint of the network gets unless its own options say otherwise. */
+  azureLinks?: AzureLinkRequest;
   createdAt: string;
 };
+
+/** What an endpoint asks of Azure: a public IP (a new one, or an existing one named) and backend pools. */
+export type AzureLinkRequest = {
+  /** "create" for a public IP the plugin creates and deletes; else an existing one's name or id. */
+  publicIp: string | undefined;
+  backendPools: string[];
+};
+
+/** An endpoint's Azure links and how far they got. */
+export type AzureLinks = AzureLinkRequest & {
+  state: "linking" | "linked" | "failed" | "unlinking";
+  /** Set once the public IP exists (or was found). */
+  publicIpId?: string;
+  publicIpAddress?: string;
+  /** The plugin created the public IP, so it deletes it when the endpoint goes. */
+  createdPublicIp?: boolean;
+  error?: string;
+  attempts: number;
+  updatedAt: string;
+};
+
+/** Azure links of a removed endpoint, kept until they are undone in Azure. */
+export type PendingUnlink = { endpointId: string; macAddress: string; address: string; links: AzureLinks };
 
 export type EndpointRecord = {
   id: string;
@@ -34,6 +59,8 @@ export type EndpointRecord = {
   macAddress: string;
   /** Set once Join created the veth. */
   hostInterface: string | undefined;
+  /** Present when the endpoint asked for a public IP or a load-balancer backend pool. */
+  azure?: AzureLinks;
   createdAt: string;
 };
 
@@ -42,10 +69,12 @@ export type DriverState = {
   endpoints: Record<string, EndpointRecord>;
   /** Host sysctls as they were before the first network changed them; restored after the last one. */
   savedSysctls: Record<string, string>;
+  /** Keyed by endpoint id. */
+  unlinks: Record<string, PendingUnlink>;
 };
 
 export function emptyDriverState(): DriverState {
-  return { networks: {}, endpoints: {}, savedSysctls: {} };
+  return { networks: {}, endpoints: {}, savedSysctls: {}, unlinks: {} };
 }
 
 /** Checks the driver section of a loaded state document; throws naming the first bad record. */
@@ -74,6 +103,9 @@ export function validateDriverState(value: unknown): DriverState {
       throw new Error(`endpoint record ${JSON.stringify(id)} is malformed`);
     }
   }
+  // State files written before Azure links existed have no "unlinks".
+  if (value.unlinks === undefined) value.unlinks = {};
+  if (!isObject(value.unlinks)) throw new Error(`"driver.unlinks" must be an object`);
   return value as DriverState;
 }
 

@@ -14,13 +14,14 @@ import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../plugin/request-fields.js";
 import { SerialQueue } from "../plugin/serial-queue.js";
 import type { StateFile } from "../plugin/state-file.js";
+import type { AzureLinker } from "./azure-links.js";
 import { bridgeDataPath } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import { restoreDataPath, type RestoreReport } from "./restore.js";
 import { transparentDataPath } from "./transparent.js";
-import type { EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
+import type { DriverState, EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
 import { containerMac } from "./names.js";
-import { dockerId, parseCreateNetwork } from "./network-options.js";
+import { dockerId, parseCreateNetwork, parseEndpointLinks } from "./network-options.js";
 import { deleteNetworkRules, enableForwarding, ensureNetworkRules, restoreSysctls } from "./network-setup.js";
 import type {
   CapabilitiesResponse,
@@ -36,6 +37,8 @@ export type NetworkDriverDeps = {
   /** The NIC inventory the IPAM driver keeps current. */
   inventory: () => Inventory | undefined;
   dataPaths?: Partial<Record<NetworkMode, DataPath>>;
+  /** Links endpoints to public IPs and load balancers in Azure; without it, such options are refused. */
+  linker?: AzureLinker;
   now?: () => Date;
 };
 
@@ -116,13 +119,14 @@ export class NetworkDriver {
         await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state);
       }
       await this.undoNetwork(network, state.savedSysctls);
-      await this.deps.state.update((draft) => {
+      const unlinked = await this.deps.state.update((draft) => {
+        const removed = Object.values(draft.driver.endpoints).filter((e) => e.networkId === networkId);
+        for (const endpoint of removed) forgetEndpoint(draft.driver, endpoint, network);
         delete draft.driver.networks[networkId];
-        for (const endpoint of Object.values(draft.driver.endpoints)) {
-          if (endpoint.networkId === networkId) delete draft.driver.endpoints[endpoint.id];
-        }
         if (Object.keys(draft.driver.networks).length === 0) draft.driver.savedSysctls = {};
+        return removed.filter((e) => e.azure).map((e) => e.id);
       });
+      for (const endpointId of unlinked) void this.deps.linker?.unlink(endpointId);
       return {};
     });
   }
@@ -134,6 +138,12 @@ export class NetworkDriver {
     const requestedMac = interfaceMac(body);
     return this.queue.run(async () => {
       const network = this.network(networkId);
+      const links = parseEndpointLinks(body, network.azureLinks);
+      if (links && !this.deps.linker) {
+        throw new InvalidParameterError("public IPs and load balancers are not available in this plugin", {
+          hint: "run the plugin as a service with access to Azure Resource Manager",
+        });
+      }
       const prefix = parsePrefix(network.subnet)!;
       const ip = parseIp(address.address);
       if (!ip || !prefixContains(prefix, ip)) {
@@ -159,12 +169,17 @@ export class NetworkDriver {
           prefixLength: address.prefixLength ?? prefix.length,
           macAddress,
           hostInterface: undefined,
+          ...(links
+            ? { azure: { ...links, state: "linking", attempts: 0, updatedAt: this.now().toISOString() } }
+            : {}),
           createdAt: this.now().toISOString(),
         };
         await this.deps.state.update((draft) => {
           draft.driver.endpoints[endpointId] = endpoint;
           recordEndpointOwner(draft.ipam, endpoint.address, endpointId);
         });
+        // Azure can take minutes; the container starts meanwhile and the link follows.
+        if (links) void this.deps.linker?.link(endpointId);
       }
       // Only what Docker left empty may be filled in; echoing its own values back fails the endpoint.
       return requestedMac ? {} : { Interface: { MacAddress: macAddress } };
@@ -182,6 +197,13 @@ export class NetworkDriver {
         "azure.nic": network.interfaceName,
         "azure.address": endpoint.address,
         "azure.hostInterface": endpoint.hostInterface ?? "",
+        ...(endpoint.azure
+          ? {
+              "azure.link": endpoint.azure.state + (endpoint.azure.error ? `: ${endpoint.azure.error}` : ""),
+              "azure.publicIp": endpoint.azure.publicIpAddress ?? "",
+              "azure.lbBackendPools": endpoint.azure.backendPools.join(","),
+            }
+          : {}),
       },
     };
   }
@@ -196,9 +218,8 @@ export class NetworkDriver {
       if (!endpoint) return {};
       if (network)
         await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
-      await this.deps.state.update((draft) => {
-        delete draft.driver.endpoints[endpointId];
-      });
+      await this.deps.state.update((draft) => forgetEndpoint(draft.driver, endpoint, network));
+      if (endpoint.azure) void this.deps.linker?.unlink(endpointId);
       return {};
     });
   }
@@ -292,6 +313,7 @@ export class NetworkDriver {
       vnetRanges: request.vnetRanges,
       internal: request.internal,
       imdsAccess: request.imdsAccess,
+      ...(request.azureLinks ? { azureLinks: request.azureLinks } : {}),
       createdAt: this.now().toISOString(),
     };
   }
@@ -357,6 +379,25 @@ export class NetworkDriver {
         hint: "restart the container",
       });
     return endpoint;
+  }
+}
+
+/** Drops an endpoint's record; its Azure links stay recorded until the linker has undone them. */
+function forgetEndpoint(
+  driver: DriverState,
+  removed: EndpointRecord,
+  network: NetworkRecord | undefined,
+): void {
+  // The linker may have recorded progress since the caller read the record.
+  const endpoint = driver.endpoints[removed.id] ?? removed;
+  delete driver.endpoints[endpoint.id];
+  if (endpoint.azure && network) {
+    driver.unlinks[endpoint.id] = {
+      endpointId: endpoint.id,
+      macAddress: network.macAddress,
+      address: endpoint.address,
+      links: { ...endpoint.azure, state: "unlinking", attempts: 0 },
+    };
   }
 }
 

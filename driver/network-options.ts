@@ -5,7 +5,7 @@
 import { parseIp, parsePrefix, type IpAddress } from "../ipam-driver/ip.js";
 import { InvalidParameterError } from "../plugin/errors.js";
 import { stringField, type RequestBody } from "../plugin/request-fields.js";
-import type { NetworkMode } from "./driver-state.js";
+import type { AzureLinkRequest, NetworkMode } from "./driver-state.js";
 import { ENABLE_IPV6_OPTION, GENERIC_OPTIONS, INTERNAL_OPTION } from "./types.js";
 
 /** Reached with the container's own address unless `-o vnet-ranges=` says otherwise: the private ranges. */
@@ -15,6 +15,13 @@ const MODE_OPTIONS = ["mode", "com.microsoft.azure.network.mode"];
 const MTU_OPTIONS = ["mtu", "com.docker.network.driver.mtu"];
 const VNET_RANGES_OPTION = "vnet-ranges";
 const IMDS_OPTION = "imds";
+const PUBLIC_IP_OPTION = "public-ip";
+const BACKEND_POOL_OPTION = "lb-backend-pool";
+const BACKEND_POOL_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/loadBalancers\/[^/]+\/backendAddressPools\/[^/]+$/i;
+const PUBLIC_IP_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/publicIPAddresses\/[^/]+$/i;
+const PUBLIC_IP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 const MODES: NetworkMode[] = ["transparent", "bridge"];
 
 export type CreateNetworkRequest = {
@@ -27,6 +34,7 @@ export type CreateNetworkRequest = {
   imdsAccess: boolean;
   /** The subnet gateway the IPAM driver chose; it identifies the NIC subnet. */
   gateway: IpAddress;
+  azureLinks: AzureLinkRequest | undefined;
 };
 
 /** Docker's 64-hex ids; we accept 12 or more hex digits and refuse anything else. */
@@ -53,9 +61,11 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
   let mtu: number | undefined;
   let vnetRanges = DEFAULT_VNET_RANGES;
   let imdsAccess = false;
+  const links: Record<string, string> = {};
   for (const [key, raw] of Object.entries(generic)) {
     const value = typeof raw === "string" ? raw : String(raw);
-    if (MODE_OPTIONS.includes(key)) {
+    if (key === PUBLIC_IP_OPTION || key === BACKEND_POOL_OPTION) links[key] = value;
+    else if (MODE_OPTIONS.includes(key)) {
       if (!MODES.includes(value as NetworkMode)) {
         throw new InvalidParameterError(`-o ${key}=${value} is not a mode`, {
           hint: `use ${MODES.join(" or ")}`,
@@ -80,12 +90,89 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
       imdsAccess = value === "allow";
     } else {
       throw new InvalidParameterError(`unknown option -o ${key}`, {
-        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION, IMDS_OPTION].map((k) => `${k}=...`).join(", ")}`,
+        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION, IMDS_OPTION, PUBLIC_IP_OPTION, BACKEND_POOL_OPTION].map((k) => `${k}=...`).join(", ")}`,
       });
     }
   }
   const internal = options[INTERNAL_OPTION] === true;
-  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway: ipv4Gateway(body) };
+  const azureLinks = parseAzureLinks(links, "-o", undefined);
+  if (azureLinks?.publicIp !== undefined && azureLinks.publicIp !== "create") {
+    throw new InvalidParameterError(
+      `-o ${PUBLIC_IP_OPTION}=${azureLinks.publicIp}: one public IP cannot serve a whole network`,
+      {
+        hint: `use -o ${PUBLIC_IP_OPTION}=true for a new one per container, or name it per container with --driver-opt ${PUBLIC_IP_OPTION}=<name>`,
+      },
+    );
+  }
+  if (azureLinks && internal) {
+    throw new InvalidParameterError("--internal networks cannot have public IPs or load balancers", {
+      hint: `drop -o ${PUBLIC_IP_OPTION} and -o ${BACKEND_POOL_OPTION}, or --internal`,
+    });
+  }
+  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway: ipv4Gateway(body), azureLinks };
+}
+
+/**
+ * The Azure links an endpoint asks for with `--driver-opt`, over its network's `-o` defaults. Docker's
+ * own endpoint options (`com.docker.*`) are passed over; other unknown keys are refused.
+ */
+export function parseEndpointLinks(
+  body: RequestBody,
+  network: AzureLinkRequest | undefined,
+): AzureLinkRequest | undefined {
+  const options = objectField(body, "Options");
+  const links: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key.startsWith("com.docker.")) continue;
+    if ((key !== PUBLIC_IP_OPTION && key !== BACKEND_POOL_OPTION) || typeof value !== "string") {
+      throw new InvalidParameterError(`unknown --driver-opt ${key}`, {
+        hint: `supported: ${PUBLIC_IP_OPTION}=true|<public IP name or id>|false, ${BACKEND_POOL_OPTION}=<backend pool id>`,
+      });
+    }
+    links[key] = value;
+  }
+  return parseAzureLinks(links, "--driver-opt", network);
+}
+
+function parseAzureLinks(
+  options: Record<string, string>,
+  flag: string,
+  defaults: AzureLinkRequest | undefined,
+): AzureLinkRequest | undefined {
+  let publicIp = defaults?.publicIp;
+  let backendPools = defaults?.backendPools ?? [];
+  const publicIpText = options[PUBLIC_IP_OPTION]?.trim();
+  if (publicIpText !== undefined) {
+    if (["true", "yes", "create"].includes(publicIpText)) publicIp = "create";
+    else if (["false", "no", "none", ""].includes(publicIpText)) publicIp = undefined;
+    else if (PUBLIC_IP_ID.test(publicIpText) || PUBLIC_IP_NAME.test(publicIpText)) publicIp = publicIpText;
+    else {
+      throw new InvalidParameterError(
+        `${flag} ${PUBLIC_IP_OPTION}=${publicIpText} is not true, false, or a public IP`,
+        {
+          hint: "give true (a new public IP per container), false, or the name or resource id of an existing public IP",
+        },
+      );
+    }
+  }
+  const poolsText = options[BACKEND_POOL_OPTION];
+  if (poolsText !== undefined) {
+    backendPools = poolsText
+      .split(",")
+      .map((id) => id.trim())
+      .filter((id) => id !== "");
+    for (const id of backendPools) {
+      if (!BACKEND_POOL_ID.test(id)) {
+        throw new InvalidParameterError(
+          `${flag} ${BACKEND_POOL_OPTION}: ${JSON.stringify(id)} is not a backend pool id`,
+          {
+            hint: "give /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/loadBalancers/<lb>/backendAddressPools/<pool>",
+          },
+        );
+      }
+    }
+  }
+  return publicIp || backendPools.length > 0 ? { publicIp, backendPools } : undefined;
 }
 
 function parseRanges(value: string): string[] {

@@ -7,7 +7,8 @@
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
 import type { Logger } from "../plugin/logger.js";
 import { resolveInventory, type Inventory } from "./inventory.js";
-import { RetryLaterError } from "./sources/http-get.js";
+import { withPendingAddresses, type PendingAddress } from "./pending-addresses.js";
+import { RetryLaterError } from "../plugin/errors.js";
 import type { PoolSource } from "./sources/source.js";
 
 export type RefresherOptions = {
@@ -19,6 +20,9 @@ export type RefresherOptions = {
 
 export class InventoryRefresher {
   private inventory: Inventory | undefined;
+  /** What the source last reported, before pending changes are laid over it. */
+  private reported: Inventory | undefined;
+  private pending: PendingAddress[] = [];
   private inFlight: Promise<Inventory | undefined> | undefined;
   private lastReadAt = 0;
   private failures = 0;
@@ -87,9 +91,9 @@ export class InventoryRefresher {
     this.lastReadAt = Date.now();
     try {
       const [nics, locals] = await Promise.all([this.source.fetchNics(), this.host.listInterfaces()]);
-      const next = resolveInventory(nics, locals);
+      this.reported = resolveInventory(nics, locals);
       const previous = this.inventory;
-      this.inventory = next;
+      const next = this.merge()!;
       if (this.failures > 0)
         this.logger.info("pool source answers again", { source: this.source.name, failures: this.failures });
       this.failures = 0;
@@ -107,6 +111,27 @@ export class InventoryRefresher {
       });
     }
     return this.inventory;
+  }
+
+  /**
+   * Lays changes the plugin made through Azure over the inventory at once, until the source shows them.
+   * Synchronous, so a caller can apply it inside a state update; the caller persists the result.
+   */
+  applyPending(changes: PendingAddress[]): Inventory | undefined {
+    // A later change of an address replaces an earlier one (a withdrawal undone, say).
+    const changed = new Set(changes.map((c) => c.address));
+    this.pending = [...this.pending.filter((p) => !changed.has(p.address)), ...changes];
+    return this.merge();
+  }
+
+  private merge(): Inventory | undefined {
+    const base = this.reported ?? this.inventory;
+    if (!base) return undefined;
+    const merged = withPendingAddresses(base, this.pending, Date.now());
+    this.pending = merged.pending;
+    this.reported = base;
+    this.inventory = merged.inventory;
+    return merged.inventory;
   }
 
   private delay(): number {

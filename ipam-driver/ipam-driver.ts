@@ -12,6 +12,8 @@ import { normalizeMac, type Inventory } from "./inventory.js";
 import type { Reservation } from "./ipam-state.js";
 import type { InventoryRefresher } from "./inventory-refresher.js";
 import { parseIp, parsePrefix, type IpPrefix } from "./ip.js";
+import type { PendingAddress } from "./pending-addresses.js";
+import { PoolGrowth, type GrowthHooks, type GrowthOptions, type NicEditor } from "./pool-growth.js";
 import {
   GATEWAY_LABEL,
   REQUEST_ADDRESS_TYPE,
@@ -28,19 +30,27 @@ export const GLOBAL_ADDRESS_SPACE = "azure-global";
 /** `--ipam-opt` keys that pick the NIC; the second is the original Azure plugin's. */
 const INTERFACE_OPTIONS = ["interface", "azure.interface.name"];
 const MAC_OPTIONS = ["mac"];
+/** How long addresses the plugin added or removed in Azure override what the pool source reports. */
+const PENDING_MS = 10 * 60_000;
 
 export type IpamDriverDeps = {
   state: StateFile<PluginState>;
   refresher: InventoryRefresher;
   logger: Logger;
+  /** Pool growth through Azure, when configured. */
+  growth?: { editor: NicEditor; options: GrowthOptions };
   now?: () => Date;
 };
 
 export class IpamDriver {
   private readonly now: () => Date;
+  readonly growth: PoolGrowth | undefined;
 
   constructor(private readonly deps: IpamDriverDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.growth = deps.growth
+      ? new PoolGrowth(deps.growth.editor, deps.growth.options, this.growthHooks(), deps.logger)
+      : undefined;
   }
 
   getCapabilities(): CapabilitiesResponse {
@@ -85,7 +95,23 @@ export class IpamDriver {
       if (!(error instanceof PoolExhaustedError)) throw error;
       // The NIC may have gained IP configurations since the last periodic read.
       await this.deps.refresher.refreshNow();
-      return { Address: await allocate(), Data: {} };
+      try {
+        return { Address: await allocate(), Data: {} };
+      } catch (stillExhausted) {
+        const pool = this.deps.state.current.ipam.pools[request.poolId];
+        if (!(stillExhausted instanceof PoolExhaustedError) || !pool || request.address || pool.range)
+          throw stillExhausted;
+        const nic = this.inventory().nics.find((n) => n.macAddress === pool.macAddress);
+        const grew = await this.growth?.growFor(
+          pool.macAddress,
+          pool.subnet,
+          nic?.interfaceName ?? pool.macAddress,
+        );
+        if (!grew) throw stillExhausted;
+        return { Address: await allocate(), Data: {} };
+      }
+    } finally {
+      this.growth?.afterChange();
     }
   }
 
@@ -95,6 +121,7 @@ export class IpamDriver {
     const address = parseIp(text);
     if (!address) throw new InvalidParameterError(`"Address" ${JSON.stringify(text)} is not an IP address`);
     await this.deps.state.update((draft) => allocator.releaseAddress(draft.ipam, poolId, address));
+    this.growth?.afterChange();
     return {};
   }
 
@@ -118,6 +145,49 @@ export class IpamDriver {
   usage(): allocator.SubnetUsage[] {
     const inventory = this.deps.refresher.current;
     return inventory ? allocator.usage(this.deps.state.current.ipam, inventory) : [];
+  }
+
+  private growthHooks(): GrowthHooks {
+    const { state, refresher } = this.deps;
+    const pending = (macAddress: string, subnet: string, addresses: string[], change: "add" | "remove") =>
+      addresses.map(
+        (address): PendingAddress => ({
+          macAddress,
+          subnet,
+          address,
+          change,
+          expiresAt: Date.now() + PENDING_MS,
+        }),
+      );
+    const apply = (draft: PluginState, changes: PendingAddress[]) => {
+      const inventory = refresher.applyPending(changes);
+      if (inventory) draft.ipam.inventory = inventory;
+    };
+    return {
+      subnets: () => {
+        const used = new Set(
+          Object.values(state.current.ipam.pools).map((p) => `${p.macAddress};${p.subnet}`),
+        );
+        return this.usage()
+          .filter((u) => used.has(`${u.macAddress};${u.subnet}`) && !u.subnet.includes(":"))
+          .map((u) => ({ macAddress: u.macAddress, nic: u.nic, subnet: u.subnet, free: u.free }));
+      },
+      adopt: (macAddress, subnet, added) =>
+        state.update((draft) => apply(draft, pending(macAddress, subnet, added, "add"))),
+      withdraw: (macAddress, subnet, candidates, count) =>
+        state.update((draft) => {
+          const free =
+            this.usage().find((u) => u.macAddress === macAddress && u.subnet === subnet)?.free ?? [];
+          // The highest first: low addresses stay, so the pool stays compact.
+          const taken = candidates
+            .filter((a) => free.includes(a) && !draft.ipam.reservations[a])
+            .slice(-count);
+          apply(draft, pending(macAddress, subnet, taken, "remove"));
+          return taken;
+        }),
+      restore: (macAddress, subnet, addresses) =>
+        state.update((draft) => apply(draft, pending(macAddress, subnet, addresses, "add"))),
+    };
   }
 
   private inventory(): Inventory {

@@ -24,6 +24,16 @@ export type PluginConfig = {
   reconcileGraceMs: number;
   /** `host:port` for Prometheus metrics, or undefined for none. */
   metricsAddress: string | undefined;
+  armEndpoint: string;
+  armCaFile: string | undefined;
+  identityClientId: string | undefined;
+  /** Pool growth through Azure: 0 turns it off. */
+  poolMinFree: number;
+  poolGrowStep: number;
+  poolGrowWaitMs: number;
+  poolMaxFree: number;
+  poolShrinkAfterMs: number;
+  maxIpConfigurations: number;
 };
 
 type OptionSpec = { flag: string; env: string; default: string | undefined; help: string };
@@ -108,6 +118,60 @@ export const OPTIONS: Record<keyof PluginConfig, OptionSpec> = {
     default: undefined,
     help: "host:port to serve Prometheus metrics on (GET /metrics), e.g. 127.0.0.1:9464; off when empty",
   },
+  armEndpoint: {
+    flag: "arm-endpoint",
+    env: "AZURE_VNET_ARM_ENDPOINT",
+    default: "https://management.azure.com",
+    help: "Azure Resource Manager base URL (HTTPS), used for pool growth, public IPs and load balancers",
+  },
+  armCaFile: {
+    flag: "arm-ca-file",
+    env: "AZURE_VNET_ARM_CA_FILE",
+    default: undefined,
+    help: "PEM file of extra CA certificates to trust for Azure Resource Manager (e.g. a TLS-inspecting proxy)",
+  },
+  identityClientId: {
+    flag: "identity-client-id",
+    env: "AZURE_VNET_IDENTITY_CLIENT_ID",
+    default: undefined,
+    help: "client id of the user-assigned managed identity to use; the system-assigned one when empty",
+  },
+  poolMinFree: {
+    flag: "pool-min-free",
+    env: "AZURE_VNET_POOL_MIN_FREE",
+    default: "0",
+    help: "add IP configurations to the NIC through Azure when fewer addresses are free; 0 turns growth off",
+  },
+  poolGrowStep: {
+    flag: "pool-grow-step",
+    env: "AZURE_VNET_POOL_GROW_STEP",
+    default: "4",
+    help: "IP configurations added per growth",
+  },
+  poolGrowWaitMs: {
+    flag: "pool-grow-wait",
+    env: "AZURE_VNET_POOL_GROW_WAIT",
+    default: "20",
+    help: "seconds a container start that needs growth waits for it before failing",
+  },
+  poolMaxFree: {
+    flag: "pool-max-free",
+    env: "AZURE_VNET_POOL_MAX_FREE",
+    default: "0",
+    help: "give back IP configurations the plugin added while more addresses are free; 0 never gives back",
+  },
+  poolShrinkAfterMs: {
+    flag: "pool-shrink-after",
+    env: "AZURE_VNET_POOL_SHRINK_AFTER",
+    default: "600",
+    help: "seconds without an allocation or release before addresses are given back",
+  },
+  maxIpConfigurations: {
+    flag: "max-ip-configurations",
+    env: "AZURE_VNET_MAX_IP_CONFIGURATIONS",
+    default: "256",
+    help: "growth never takes a NIC past this many IP configurations (Azure's limit is 256)",
+  },
 };
 
 /** Reads flags over environment over defaults. Throws InvalidParameterError naming the bad option. */
@@ -164,6 +228,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     }
     return value;
   };
+  const count = (key: keyof PluginConfig, min: number, max: number): number => {
+    const value = Number(raw(key));
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(raw(key))}`, {
+        hint: `give a whole number from ${min} to ${max}`,
+      });
+    }
+    return value;
+  };
+  const optional = (key: keyof PluginConfig): string | undefined => raw(key) || undefined;
   const config: PluginConfig = {
     socketPath: raw("socketPath")!,
     stateDir: raw("stateDir")!,
@@ -178,13 +252,34 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     reconcileIntervalMs: seconds("reconcileIntervalMs", true),
     reconcileGraceMs: seconds("reconcileGraceMs", true),
     metricsAddress: optionalAddress("metricsAddress"),
+    armEndpoint: url("armEndpoint"),
+    armCaFile: optional("armCaFile"),
+    identityClientId: optional("identityClientId"),
+    poolMinFree: count("poolMinFree", 0, 255),
+    poolGrowStep: count("poolGrowStep", 1, 255),
+    poolGrowWaitMs: seconds("poolGrowWaitMs"),
+    poolMaxFree: count("poolMaxFree", 0, 255),
+    poolShrinkAfterMs: seconds("poolShrinkAfterMs"),
+    maxIpConfigurations: count("maxIpConfigurations", 2, 256),
   };
+  if (!config.armEndpoint.startsWith("https://")) {
+    throw new InvalidParameterError(`${describe("armEndpoint")} must be an https:// URL`, {
+      hint: "Azure's client sends the identity token over HTTPS only",
+    });
+  }
+  if (config.poolMaxFree !== 0 && config.poolMaxFree < config.poolMinFree + config.poolGrowStep) {
+    throw new InvalidParameterError(
+      `${describe("poolMaxFree")} ${config.poolMaxFree} is below --pool-min-free plus --pool-grow-step (${config.poolMinFree + config.poolGrowStep})`,
+      { hint: "raise it, or the pool would give back what it just grew" },
+    );
+  }
   if (config.poolSource === "file" && !config.poolFile) {
     throw new InvalidParameterError(`--pool-source file needs ${describe("poolFile")}`, {
       hint: "give the path of the pool file",
     });
   }
-  for (const key of ["socketPath", "stateDir", "dockerSocket"] as const) {
+  for (const key of ["socketPath", "stateDir", "dockerSocket", "armCaFile"] as const) {
+    if (config[key] === undefined) continue;
     if (!config[key].startsWith("/"))
       throw new InvalidParameterError(`${describe(key)} must be an absolute path`);
   }

@@ -58,6 +58,17 @@ export class UnavailableError extends PluginError {
   readonly status = 503;
 }
 
+/** An answer that asked us to come back later (429/503 with Retry-After); 503 to dockerd. */
+export class RetryLaterError extends UnavailableError {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+    options: PluginErrorOptions = {},
+  ) {
+    super(message, options);
+  }
+}
+
 /** The persisted state cannot be used as it is; an operator has to look (500). */
 export class StateError extends PluginError {
   readonly code = "ERR_STATE";

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { AzureLinker } from "../driver/azure-links.js";
 import { NetworkDriver } from "../driver/network-driver.js";
 import { InventoryRefresher } from "../ipam-driver/inventory-refresher.js";
 import type { Inventory } from "../ipam-driver/inventory.js";
@@ -15,6 +16,7 @@ import { createFileSource } from "../ipam-driver/sources/file.js";
 import { createImdsSource } from "../ipam-driver/sources/imds.js";
 import type { PoolSource } from "../ipam-driver/sources/source.js";
 import { createWireserverSource } from "../ipam-driver/sources/wireserver.js";
+import { AzureNics } from "./arm/azure-nics.js";
 import type { PluginConfig } from "./config.js";
 import { UnavailableError } from "./errors.js";
 import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js";
@@ -68,11 +70,42 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     );
     stopRefresher = () => refresher.stop();
     await readPoolAtStart(refresher, source, logger);
-    const ipam = new IpamDriver({ state, refresher, logger });
-    const network = new NetworkDriver({ state, host, logger, inventory: () => refresher.current });
+    // Connects to Azure Resource Manager only when a feature first needs it.
+    const azure = new AzureNics(
+      {
+        endpoint: config.armEndpoint,
+        caFile: config.armCaFile,
+        identityClientId: config.identityClientId,
+        imdsUrl: config.imdsUrl,
+        sourceTimeoutMs: config.sourceTimeoutMs,
+        maxIpConfigurations: config.maxIpConfigurations,
+      },
+      logger,
+    );
+    const ipam = new IpamDriver({
+      state,
+      refresher,
+      logger,
+      growth:
+        config.poolMinFree > 0
+          ? {
+              editor: azure,
+              options: {
+                minFree: config.poolMinFree,
+                step: config.poolGrowStep,
+                waitMs: config.poolGrowWaitMs,
+                maxFree: config.poolMaxFree,
+                shrinkAfterMs: config.poolShrinkAfterMs,
+              },
+            }
+          : undefined,
+    });
+    const linker = new AzureLinker(state, azure, logger);
+    const network = new NetworkDriver({ state, host, logger, linker, inventory: () => refresher.current });
     await network.restore().catch((error: unknown) => {
       logger.error("could not verify the data path at start", { error: (error as Error).message });
     });
+    linker.resume();
     // Loaded only when asked for: prom-client costs memory a plugin without metrics need not pay.
     const metrics = config.metricsAddress
       ? new (await import("./metrics.js")).Metrics(() => ipam.usage())
@@ -88,6 +121,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       logger,
       status: () => ({
         pool: ipam.usage(),
+        growth: ipam.growth?.status() ?? [],
         ...network.summary(),
         source: {
           name: source.name,
@@ -105,6 +139,8 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       metrics && config.metricsAddress ? await metrics.listen(config.metricsAddress) : undefined;
     refresher.start();
     reconciler.start();
+    ipam.growth?.start();
+    ipam.growth?.afterChange();
     logger.info("azure-vnet listening", {
       socket: config.socketPath,
       stateDir: config.stateDir,
@@ -119,7 +155,9 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       metricsUrl: metricsServer ? metricsUrlOf(metricsServer) : undefined,
       close: async () => {
         metricsServer?.close();
+        ipam.growth?.stop();
         await reconciler.stop();
+        await linker.stop();
         await shutdown(server, refresher, lock, config.socketPath);
       },
     };

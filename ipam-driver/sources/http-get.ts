@@ -4,17 +4,7 @@
  * proxy here but gives less control over socket timeouts).
  */
 import http from "node:http";
-import { UnavailableError } from "../../plugin/errors.js";
-
-/** An answer that asked us to come back later (429/503 with Retry-After). */
-export class RetryLaterError extends UnavailableError {
-  constructor(
-    message: string,
-    readonly retryAfterMs: number,
-  ) {
-    super(message);
-  }
-}
+import { RetryLaterError, UnavailableError } from "../../plugin/errors.js";
 
 export type HttpGetOptions = { headers?: Record<string, string>; timeoutMs: number; maxBytes?: number };
 

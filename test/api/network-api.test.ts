@@ -385,7 +385,7 @@ describe("NetworkDriver API over the unix socket", () => {
         await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET }).expect(200, {});
       expect(plugin.host.sysctls.get("net/ipv4/ip_forward"), "restored after the last network").to.equal("0");
       expect(await stateOnDisk()).to.deep.include({
-        driver: { networks: {}, endpoints: {}, savedSysctls: {} },
+        driver: { networks: {}, endpoints: {}, savedSysctls: {}, unlinks: {} },
       });
     });
 

@@ -18,6 +18,15 @@ describe("config", () => {
       reconcileIntervalMs: 60_000,
       reconcileGraceMs: 60_000,
       metricsAddress: undefined,
+      armEndpoint: "https://management.azure.com",
+      armCaFile: undefined,
+      identityClientId: undefined,
+      poolMinFree: 0,
+      poolGrowStep: 4,
+      poolGrowWaitMs: 20_000,
+      poolMaxFree: 0,
+      poolShrinkAfterMs: 600_000,
+      maxIpConfigurations: 256,
     });
   });
   it("reads the environment, and flags win over it", () => {
@@ -47,6 +56,19 @@ describe("config", () => {
     [["--imds-url", "169.254.169.254"], {}, '--imds-url (AZURE_VNET_IMDS_URL) is "169.254.169.254"'],
     [["--socket", "azure.sock"], {}, "--socket (AZURE_VNET_SOCKET) must be an absolute path"],
     [["--colour"], {}, "Unknown option '--colour'"],
+    [
+      ["--arm-endpoint", "http://127.0.0.1:8443"],
+      {},
+      "--arm-endpoint (AZURE_VNET_ARM_ENDPOINT) must be an https:// URL",
+    ],
+    [["--pool-min-free", "two"], {}, '--pool-min-free (AZURE_VNET_POOL_MIN_FREE) is "two"'],
+    [["--max-ip-configurations", "300"], {}, '--max-ip-configurations (AZURE_VNET_MAX_IP_CONFIGURATIONS) is "300"'],
+    [
+      ["--pool-min-free", "4", "--pool-grow-step", "4", "--pool-max-free", "6"],
+      {},
+      "--pool-max-free (AZURE_VNET_POOL_MAX_FREE) 6 is below --pool-min-free plus --pool-grow-step (8)",
+    ],
+    [["--arm-ca-file", "ca.pem"], {}, "--arm-ca-file (AZURE_VNET_ARM_CA_FILE) must be an absolute path"],
   ];
   for (const [argv, env, message] of refusals) {
     it(`refuses ${[...argv, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(" ")}`, () => {

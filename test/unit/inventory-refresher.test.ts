@@ -2,7 +2,7 @@
 import { expect } from "chai";
 import { InventoryRefresher } from "../../ipam-driver/inventory-refresher.js";
 import type { SourceNic } from "../../ipam-driver/inventory.js";
-import { RetryLaterError } from "../../ipam-driver/sources/http-get.js";
+import { RetryLaterError } from "../../plugin/errors.js";
 import type { PoolSource } from "../../ipam-driver/sources/source.js";
 import { UnavailableError } from "../../plugin/errors.js";
 import { silentLogger } from "../../plugin/logger.js";

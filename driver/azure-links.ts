@@ -1,0 +1,172 @@
+/**
+ * Links endpoints to Azure outside the request path: a public IP on the IP configuration that holds the
+ * container's address, and load-balancer backend pools. Azure takes seconds to minutes, and dockerd must
+ * not wait for it, so CreateEndpoint and DeleteEndpoint only record what is wanted; this worker does it
+ * one change at a time, in order, records progress in the state file (shown by EndpointOperInfo and
+ * `azure-vnet status`), retries what failed, and picks up unfinished work after a restart.
+ */
+import { PluginError, RetryLaterError } from "../plugin/errors.js";
+import type { Logger } from "../plugin/logger.js";
+import type { PluginState } from "../plugin/plugin-state.js";
+import { SerialQueue } from "../plugin/serial-queue.js";
+import type { StateFile } from "../plugin/state-file.js";
+import type { AzureLinks } from "./driver-state.js";
+
+/** The Azure operations the links need (Azure Resource Manager in production). */
+export type LinkEditor = {
+  createPublicIp(name: string): Promise<{ id: string; address: string }>;
+  publicIp(reference: string): Promise<{ id: string; address: string }>;
+  deletePublicIp(id: string): Promise<void>;
+  linkIpConfiguration(
+    macAddress: string,
+    address: string,
+    links: { publicIpId?: string | null; addBackendPools?: string[]; removeBackendPools?: string[] },
+  ): Promise<void>;
+};
+
+/** Name of the public IP the plugin creates for an endpoint. */
+export const PUBLIC_IP_NAME_PREFIX = "azure-vnet-";
+const RETRY_DELAYS_MS = [5_000, 20_000, 60_000, 180_000];
+
+export class AzureLinker {
+  private readonly queue = new SerialQueue();
+  private readonly retries = new Set<NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(
+    private readonly state: StateFile<PluginState>,
+    private readonly editor: LinkEditor,
+    private readonly logger: Logger,
+    private readonly retryDelaysMs: readonly number[] = RETRY_DELAYS_MS,
+  ) {}
+
+  /** Queues the work a restart left unfinished. */
+  resume(): void {
+    const { endpoints, unlinks } = this.state.current.driver;
+    for (const endpoint of Object.values(endpoints))
+      if (endpoint.azure && endpoint.azure.state !== "linked") void this.link(endpoint.id);
+    for (const endpointId of Object.keys(unlinks)) void this.unlink(endpointId);
+  }
+
+  /** Links a recorded endpoint's IP configuration as its record asks; returns when done or failed. */
+  link(endpointId: string): Promise<void> {
+    return this.enqueue(endpointId, "link", () => this.linkNow(endpointId));
+  }
+
+  /** Undoes the links of a removed endpoint (recorded in `unlinks`) and deletes what the plugin created. */
+  unlink(endpointId: string): Promise<void> {
+    return this.enqueue(endpointId, "unlink", () => this.unlinkNow(endpointId));
+  }
+
+  /**
+   * Takes no more work and waits a little for the change under way; what is left is recorded and
+   * resumed at the next start (every step can be done twice).
+   */
+  async stop(waitMs = 5_000): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.retries) clearTimeout(timer);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.queue.run(() => Promise.resolve()),
+      new Promise((resolve) => (timer = setTimeout(resolve, waitMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private enqueue(endpointId: string, kind: "link" | "unlink", work: () => Promise<void>): Promise<void> {
+    return this.queue.run(async () => {
+      if (this.stopped) return;
+      const started = Date.now();
+      try {
+        await work();
+        this.logger.info(`azure ${kind} done`, { endpointId, durationMs: Date.now() - started });
+      } catch (error) {
+        await this.failed(endpointId, kind, error).catch((recordError: unknown) => {
+          this.logger.error(`azure ${kind} failed and could not be recorded`, {
+            endpointId,
+            error: (error as Error).message,
+            recordError: (recordError as Error).message,
+          });
+        });
+      }
+    });
+  }
+
+  private async linkNow(endpointId: string): Promise<void> {
+    const endpoint = this.state.current.driver.endpoints[endpointId];
+    const network = endpoint && this.state.current.driver.networks[endpoint.networkId];
+    if (!endpoint?.azure || !network || endpoint.azure.state === "linked") return;
+    const wanted = endpoint.azure;
+    if (wanted.publicIp && !wanted.publicIpId) {
+      const created = wanted.publicIp === "create";
+      const publicIp = created
+        ? await this.editor.createPublicIp(`${PUBLIC_IP_NAME_PREFIX}${endpointId.slice(0, 12)}`)
+        : await this.editor.publicIp(wanted.publicIp);
+      // Recorded before it is linked, so a crash or a removal in between still deletes what was created.
+      await this.updateLinks(endpointId, {
+        publicIpId: publicIp.id,
+        publicIpAddress: publicIp.address,
+        createdPublicIp: created,
+      });
+    }
+    const current = this.state.current.driver.endpoints[endpointId]?.azure;
+    if (!current) return; // removed meanwhile: its unlink undoes what was done
+    await this.editor.linkIpConfiguration(network.macAddress, endpoint.address, {
+      ...(current.publicIpId ? { publicIpId: current.publicIpId } : {}),
+      addBackendPools: current.backendPools,
+    });
+    await this.updateLinks(endpointId, { state: "linked", error: undefined });
+  }
+
+  private async unlinkNow(endpointId: string): Promise<void> {
+    const pending = this.state.current.driver.unlinks[endpointId];
+    if (!pending) return;
+    const { links } = pending;
+    if (links.publicIpId || links.backendPools.length > 0) {
+      await this.editor
+        .linkIpConfiguration(pending.macAddress, pending.address, {
+          ...(links.publicIpId ? { publicIpId: null } : {}),
+          removeBackendPools: links.backendPools,
+        })
+        .catch((error: unknown) => {
+          // The address is no longer on the NIC: nothing is linked to it any more.
+          if (!/has no IP configuration with/.test((error as Error).message)) throw error;
+        });
+    }
+    if (links.publicIpId && links.createdPublicIp) await this.editor.deletePublicIp(links.publicIpId);
+    await this.state.update((draft) => {
+      delete draft.driver.unlinks[endpointId];
+    });
+  }
+
+  /** Records the failure where an operator sees it and schedules another try, while tries remain. */
+  private async failed(endpointId: string, kind: "link" | "unlink", error: unknown): Promise<void> {
+    const message = error instanceof PluginError ? error.userMessage : (error as Error).message;
+    const attempts = await this.state.update((draft) => {
+      const links = draft.driver.endpoints[endpointId]?.azure ?? draft.driver.unlinks[endpointId]?.links;
+      if (!links) return undefined;
+      links.attempts += 1;
+      links.error = message;
+      if (kind === "link") links.state = "failed";
+      links.updatedAt = new Date().toISOString();
+      return links.attempts;
+    });
+    if (attempts === undefined) return;
+    const delay = error instanceof RetryLaterError ? error.retryAfterMs : this.retryDelaysMs[attempts - 1];
+    this.logger.warn(`azure ${kind} failed`, { endpointId, error: message, attempts, retryInMs: delay });
+    if (delay === undefined || this.stopped) return;
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      void (kind === "link" ? this.link(endpointId) : this.unlink(endpointId));
+    }, delay);
+    timer.unref();
+    this.retries.add(timer);
+  }
+
+  private updateLinks(endpointId: string, change: Partial<AzureLinks>): Promise<void> {
+    return this.state.update((draft) => {
+      const links = draft.driver.endpoints[endpointId]?.azure ?? draft.driver.unlinks[endpointId]?.links;
+      if (links) Object.assign(links, change, { updatedAt: new Date().toISOString() });
+    });
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Azure Resource Manager access: the @azure/arm-network client signed in with the VM's managed identity,
+ * and the translation of ARM's failures into plugin errors that say what to do (the permission the
+ * identity lacks, when throttling ends, why an operation failed).
+ */
+import { readFile } from "node:fs/promises";
+import https from "node:https";
+import { rootCertificates } from "node:tls";
+import { NetworkManagementClient } from "@azure/arm-network";
+import { ManagedIdentityCredential } from "@azure/identity";
+import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../errors.js";
+
+/** The token audience of Azure Resource Manager (public cloud). */
+export const ARM_SCOPE = "https://management.azure.com/.default";
+/** Where @azure/identity looks for IMDS when told to look elsewhere than 169.254.169.254. */
+const IMDS_HOST_VARIABLE = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
+const DEFAULT_IMDS = "http://169.254.169.254";
+
+export type ArmClientOptions = {
+  /** ARM base URL, `https://management.azure.com` outside tests and sovereign clouds. */
+  endpoint: string;
+  /** Extra CA certificates (PEM) to trust for ARM, e.g. a TLS-inspecting proxy's or a test CA. */
+  caFile: string | undefined;
+  /** Client id of a user-assigned identity; the system-assigned identity when undefined. */
+  identityClientId: string | undefined;
+  /** The IMDS the pool is read from; managed-identity tokens come from the same place. */
+  imdsUrl: string;
+};
+
+export async function createNetworkClient(
+  subscriptionId: string,
+  options: ArmClientOptions,
+): Promise<NetworkManagementClient> {
+  if (options.imdsUrl.replace(/\/$/, "") !== DEFAULT_IMDS)
+    process.env[IMDS_HOST_VARIABLE] ??= options.imdsUrl;
+  const credential = options.identityClientId
+    ? new ManagedIdentityCredential({ clientId: options.identityClientId })
+    : new ManagedIdentityCredential();
+  const agent = options.caFile
+    ? new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(options.caFile, "utf8")] })
+    : undefined;
+  return new NetworkManagementClient(credential, subscriptionId, {
+    endpoint: options.endpoint,
+    credentialScopes: [ARM_SCOPE],
+    additionalPolicies: agent
+      ? [
+          {
+            position: "perCall",
+            policy: {
+              name: "azure-vnet-ca",
+              sendRequest: (request, next) => {
+                request.agent = agent;
+                return next(request);
+              },
+            },
+          },
+        ]
+      : [],
+  });
+}
+
+/** What ARM's SDK throws for an HTTP error answer (core-rest-pipeline's RestError, not exported here). */
+type RestErrorLike = Error & {
+  statusCode?: number;
+  code?: string;
+  response?: { headers: { get(name: string): string | undefined } };
+};
+
+/**
+ * Turns a failure of `action` (e.g. "add 4 IP configurations to eth0") into a PluginError whose hint
+ * names the fix. Plugin errors pass through unchanged.
+ */
+export function armFailure(action: string, error: unknown): PluginError {
+  if (error instanceof PluginError) return error;
+  const failure = error as RestErrorLike;
+  const detail = failure.message?.split("\n")[0] ?? String(error);
+  if (failure.name === "CredentialUnavailableError" || failure.name === "AuthenticationError") {
+    return new UnavailableError(`cannot ${action}: no managed identity token: ${detail}`, {
+      hint: "assign a managed identity to the VM (or set --identity-client-id for a user-assigned one)",
+      cause: error,
+    });
+  }
+  if (failure.statusCode === 403) {
+    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(detail);
+    return new UnavailableError(
+      `cannot ${action}: Azure refused (${failure.code ?? "403"})${missing ? `: the VM's identity lacks ${missing[1]}` : ""}`,
+      {
+        hint: `grant the VM's managed identity ${missing ? missing[1] : "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
+        cause: error,
+      },
+    );
+  }
+  if (failure.statusCode === 429) {
+    const seconds = Number(failure.response?.headers.get("retry-after") ?? "");
+    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds : 60;
+    return new RetryLaterError(
+      `cannot ${action}: Azure Resource Manager is throttling this VM's requests (retry after ${wait} s)`,
+      wait * 1000,
+    );
+  }
+  if (failure.statusCode === 400 || failure.statusCode === 409) {
+    return new InvalidParameterError(
+      `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,
+      {
+        hint: "fix the named resource or option",
+        cause: error,
+      },
+    );
+  }
+  if (/long-running operation has failed/i.test(detail)) {
+    return new UnavailableError(`cannot ${action}: the Azure operation failed: ${detail}`, {
+      hint: "the NIC is unchanged; see the activity log of the NIC in Azure",
+      cause: error,
+    });
+  }
+  return new UnavailableError(`cannot ${action}: ${detail}`, {
+    hint: "check that Azure Resource Manager is reachable from the VM",
+    cause: error,
+  });
+}
