@@ -99,16 +99,9 @@ export class IpamDriver {
         return { Address: await allocate(), Data: {} };
       } catch (stillExhausted) {
         const pool = this.deps.state.current.ipam.pools[request.poolId];
-        if (!(stillExhausted instanceof PoolExhaustedError) || !pool || request.address || pool.range)
-          throw stillExhausted;
-        const nic = this.inventory().nics.find((n) => n.macAddress === pool.macAddress);
-        const grew = await this.growth?.growFor(
-          pool.macAddress,
-          pool.subnet,
-          nic?.interfaceName ?? pool.macAddress,
-        );
-        if (!grew) throw stillExhausted;
-        return { Address: await allocate(), Data: {} };
+        // Growth adds addresses anywhere in the subnet: no help for --ip or --ip-range.
+        if (!this.growth || !pool || request.address || pool.range) throw stillExhausted;
+        return { Address: await this.allocateWhileGrowing(pool, allocate, stillExhausted), Data: {} };
       }
     } finally {
       this.growth?.afterChange();
@@ -145,6 +138,33 @@ export class IpamDriver {
   usage(): allocator.SubnetUsage[] {
     const inventory = this.deps.refresher.current;
     return inventory ? allocator.usage(this.deps.state.current.ipam, inventory) : [];
+  }
+
+  /**
+   * Waits for growth and allocates, again while other requests take the new addresses first, until
+   * the wait limit; throws the growth's error, or `exhausted` when growth is off.
+   */
+  private async allocateWhileGrowing(
+    pool: { macAddress: string; subnet: string },
+    allocate: () => Promise<string>,
+    exhausted: unknown,
+  ): Promise<string> {
+    const nic = this.deps.refresher.current?.nics.find((n) => n.macAddress === pool.macAddress);
+    const deadline = Date.now() + this.growth!.waitMs;
+    for (;;) {
+      const grew = await this.growth!.growFor(
+        pool.macAddress,
+        pool.subnet,
+        nic?.interfaceName ?? pool.macAddress,
+        deadline,
+      );
+      if (!grew) throw exhausted;
+      try {
+        return await allocate();
+      } catch (error) {
+        if (!(error instanceof PoolExhaustedError)) throw error;
+      }
+    }
   }
 
   private growthHooks(): GrowthHooks {

@@ -107,25 +107,33 @@ export class PoolGrowth {
     }
   }
 
+  /** How long a request waits for growth in all. */
+  get waitMs(): number {
+    return this.options.waitMs;
+  }
+
   /**
    * For a request that found no free address: grows the subnet (or joins the growth under way) and
-   * waits for it up to the configured time. Resolves once addresses were added; throws otherwise.
-   * Returns false when growth is off.
+   * waits for it until `deadline`. Resolves once addresses were added; throws otherwise. Returns false
+   * when growth is off.
    */
-  async growFor(macAddress: string, subnet: string, nic: string): Promise<boolean> {
+  async growFor(macAddress: string, subnet: string, nic: string, deadline: number): Promise<boolean> {
     if (this.options.minFree === 0) return false;
     const entry = this.entry({ macAddress, subnet, nic });
     if (entry.lastError instanceof RetryLaterError && Date.now() < entry.retryAt) throw entry.lastError;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new PoolExhaustedError(
-            `no free address on ${nic} (${subnet}): Azure has not finished adding IP configurations after ${this.options.waitMs / 1000} s`,
-            { hint: "start the container again in a moment; 'azure-vnet status' shows the growth" },
-          ),
-        );
-      }, this.options.waitMs);
+      timer = setTimeout(
+        () => {
+          reject(
+            new PoolExhaustedError(
+              `no free address on ${nic} (${subnet}): Azure has not finished adding IP configurations after ${this.options.waitMs / 1000} s`,
+              { hint: "start the container again in a moment; 'azure-vnet status' shows the growth" },
+            ),
+          );
+        },
+        Math.max(0, deadline - Date.now()),
+      );
     });
     try {
       const added = await Promise.race([entry.growing ?? this.grow(entry), timeout]);

@@ -15,6 +15,11 @@ export const ARM_SCOPE = "https://management.azure.com/.default";
 /** Where @azure/identity looks for IMDS when told to look elsewhere than 169.254.169.254. */
 const IMDS_HOST_VARIABLE = "AZURE_POD_IDENTITY_AUTHORITY_HOST";
 const DEFAULT_IMDS = "http://169.254.169.254";
+/**
+ * The SDK sleeps for whatever Retry-After a 429 names before retrying. Up to this long that is right;
+ * beyond it the plugin gives up at once and backs off itself, so no request waits on a sleeping client.
+ */
+const LONGEST_THROTTLING_SLEEP_S = 10;
 
 export type ArmClientOptions = {
   /** ARM base URL, `https://management.azure.com` outside tests and sovereign clouds. */
@@ -42,20 +47,27 @@ export async function createNetworkClient(
   return new NetworkManagementClient(credential, subscriptionId, {
     endpoint: options.endpoint,
     credentialScopes: [ARM_SCOPE],
-    additionalPolicies: agent
-      ? [
-          {
-            position: "perCall",
-            policy: {
-              name: "azure-vnet-ca",
-              sendRequest: (request, next) => {
-                request.agent = agent;
-                return next(request);
-              },
-            },
+    additionalPolicies: [
+      {
+        position: "perRetry",
+        policy: {
+          name: "azure-vnet-arm",
+          sendRequest: async (request, next) => {
+            if (agent) request.agent = agent;
+            const response = await next(request);
+            const retryAfter = Number(response.headers.get("retry-after"));
+            if (response.status === 429 && retryAfter > LONGEST_THROTTLING_SLEEP_S) {
+              throw Object.assign(new Error(`throttled for ${retryAfter} s`), {
+                name: "ThrottledError",
+                statusCode: 429,
+                response,
+              });
+            }
+            return response;
           },
-        ]
-      : [],
+        },
+      },
+    ],
   });
 }
 

@@ -9,8 +9,18 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NetworkManagementClient, type NetworkInterface, type NetworkInterfaceIPConfiguration } from "@azure/arm-network";
-import { FAKE_MI_TOKEN, startFakeArm, type FakeArm, type FakeArmNic, type FakeArmOptions } from "../helpers/fake-arm.js";
+import {
+  NetworkManagementClient,
+  type NetworkInterface,
+  type NetworkInterfaceIPConfiguration,
+} from "@azure/arm-network";
+import {
+  FAKE_MI_TOKEN,
+  startFakeArm,
+  type FakeArm,
+  type FakeArmNic,
+  type FakeArmOptions,
+} from "../helpers/fake-arm.js";
 import { createTestCa } from "../helpers/test-ca.js";
 
 const SUB = "00000000-0000-0000-0000-000000000000";
@@ -31,7 +41,13 @@ function nics(): FakeArmNic[] {
       mac: "00:0d:3a:1b:c7:21",
       ipConfigurations: [
         { name: "ipconfig1", privateIp: "10.1.0.4", primary: true, backendPoolIds: [] },
-        { name: "ipconfig2", privateIp: "10.1.0.5", primary: false, allocation: "Static", backendPoolIds: [] },
+        {
+          name: "ipconfig2",
+          privateIp: "10.1.0.5",
+          primary: false,
+          allocation: "Static",
+          backendPoolIds: [],
+        },
       ],
     },
     {
@@ -170,7 +186,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm1`,
     );
     const [primary, secondary] = nic.ipConfigurations!;
-    expect(primary).to.deep.include({ name: "ipconfig1", id: `${NIC_ID}/ipConfigurations/ipconfig1`, primary: true });
+    expect(primary).to.deep.include({
+      name: "ipconfig1",
+      id: `${NIC_ID}/ipConfigurations/ipconfig1`,
+      primary: true,
+    });
     expect(primary!.privateIPAddress).to.equal("10.1.0.4");
     expect(primary!.subnet?.id).to.equal(SUBNET_ID);
     expect(secondary).to.deep.include({ privateIPAddress: "10.1.0.5", privateIPAllocationMethod: "Static" });
@@ -190,7 +210,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     const poller = await arm.networkInterfaces.beginCreateOrUpdate(
       RG,
       NIC,
-      withConfig(before, { name: "ipconfig3", privateIPAllocationMethod: "Dynamic", subnet: { id: SUBNET_ID } }),
+      withConfig(before, {
+        name: "ipconfig3",
+        privateIPAllocationMethod: "Dynamic",
+        subnet: { id: SUBNET_ID },
+      }),
     );
     // begin… sent the PUT and polled once: InProgress, so nothing has changed yet.
     expect(count("GET", "/operations/")).to.equal(1);
@@ -203,9 +227,14 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     expect(added.privateIPAddress).to.equal("10.1.0.7"); // .4-.6 are held by vm1 and vm2
     expect(after.provisioningState).to.equal("Succeeded");
     expect(after.etag).to.not.equal(before.etag);
-    expect(fake.nic(NIC).ipConfigurations.map((c) => c.privateIp)).to.deep.equal(["10.1.0.4", "10.1.0.5", "10.1.0.7"]);
+    expect(fake.nic(NIC).ipConfigurations.map((c) => c.privateIp)).to.deep.equal([
+      "10.1.0.4",
+      "10.1.0.5",
+      "10.1.0.7",
+    ]);
     expect(nicChanges.map((n) => n.ipConfigurations.length)).to.deep.equal([3]);
-    // One InProgress, one Succeeded (after the 1 s Retry-After), then the final GET of the NIC.
+    // One InProgress, one Succeeded, then the final GET of the NIC. (The SDK sends its first two polls
+    // back to back; Retry-After only spaces the third and later ones.)
     expect(count("GET", "/operations/")).to.equal(2);
     expect(count("PUT", NIC)).to.equal(1);
     expect(fake.requests.at(-1)).to.deep.include({ method: "GET", path: NIC_ID });
@@ -250,7 +279,9 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
         withConfig(before, { name: "ipconfig3", subnet: { id: SUBNET_ID } }),
       ),
     );
-    expect(error.message).to.equal("The long-running operation has failed. InternalServerError. An error occurred.");
+    expect(error.message).to.equal(
+      "The long-running operation has failed. InternalServerError. An error occurred.",
+    );
     expect(fake.nic(NIC).ipConfigurations).to.have.length(2);
     expect((await arm.networkInterfaces.get(RG, NIC)).etag).to.equal(before.etag);
     expect(nicChanges).to.have.length(0);
@@ -265,7 +296,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       { kind: "status", status: 403, code: "LinkedAuthorizationFailed", message },
     );
     const error = await rejection(
-      arm.networkInterfaces.beginCreateOrUpdateAndWait(RG, NIC, withConfig(nic, { name: "x", subnet: { id: SUBNET_ID } })),
+      arm.networkInterfaces.beginCreateOrUpdateAndWait(
+        RG,
+        NIC,
+        withConfig(nic, { name: "x", subnet: { id: SUBNET_ID } }),
+      ),
     );
     expect(error.name).to.equal("RestError");
     expect(error.statusCode).to.equal(403);
@@ -277,7 +312,13 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
   it("a 429 with Retry-After is waited out and retried by the SDK", async () => {
     fake.injectFault(
       { method: "GET", pathIncludes: NIC },
-      { kind: "status", status: 429, code: "TooManyRequests", message: "Too many requests.", retryAfterSeconds: 1 },
+      {
+        kind: "status",
+        status: 429,
+        code: "TooManyRequests",
+        message: "Too many requests.",
+        retryAfterSeconds: 1,
+      },
     );
     const nic = await client().networkInterfaces.get(RG, NIC);
     expect(nic.name).to.equal(NIC);
@@ -287,7 +328,13 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
   it("the SDK retries a 429 three times, then gives up with the 429", async () => {
     fake.injectFault(
       { method: "GET", pathIncludes: NIC },
-      { kind: "status", status: 429, code: "TooManyRequests", message: "Too many requests.", retryAfterSeconds: 0 },
+      {
+        kind: "status",
+        status: 429,
+        code: "TooManyRequests",
+        message: "Too many requests.",
+        retryAfterSeconds: 0,
+      },
       10,
     );
     const error = await rejection(client().networkInterfaces.get(RG, NIC));
@@ -307,22 +354,22 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     const secondary = (props: NetworkInterfaceIPConfiguration) =>
       withConfig(nic, { name: "ipconfig3", subnet: { id: SUBNET_ID }, ...props });
 
-    expect(await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.1.0.6" }))).to.equal(
-      "PrivateIPAddressInUse",
-    );
-    expect(await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.2.0.9" }))).to.equal(
-      "PrivateIPAddressNotInSubnet",
-    );
-    expect(await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.1.0.3" }))).to.equal(
-      "PrivateIPAddressInReservedRange",
-    );
+    expect(
+      await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.1.0.6" })),
+    ).to.equal("PrivateIPAddressInUse");
+    expect(
+      await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.2.0.9" })),
+    ).to.equal("PrivateIPAddressNotInSubnet");
+    expect(
+      await refuse(secondary({ privateIPAllocationMethod: "Static", privateIPAddress: "10.1.0.3" })),
+    ).to.equal("PrivateIPAddressInReservedRange");
     expect(await refuse(secondary({ primary: true }))).to.equal("InvalidRequestFormat");
     expect(await refuse(withConfig(nic, { name: "IPCONFIG2", subnet: { id: SUBNET_ID } }))).to.equal(
       "InvalidRequestFormat",
     );
-    expect(await refuse(secondary({ subnet: { id: `${NET}/virtualNetworks/vnet1/subnets/other` } }))).to.equal(
-      "InvalidResourceReference",
-    );
+    expect(
+      await refuse(secondary({ subnet: { id: `${NET}/virtualNetworks/vnet1/subnets/other` } })),
+    ).to.equal("InvalidResourceReference");
     expect(await refuse(secondary({ publicIPAddress: { id: `${NET}/publicIPAddresses/missing` } }))).to.equal(
       "InvalidResourceReference",
     );
@@ -379,7 +426,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       arm.networkInterfaces.beginCreateOrUpdateAndWait(
         RG,
         NIC,
-        withConfig(associated, { name: "ipconfig3", subnet: { id: SUBNET_ID }, publicIPAddress: { id: created.id } }),
+        withConfig(associated, {
+          name: "ipconfig3",
+          subnet: { id: SUBNET_ID },
+          publicIPAddress: { id: created.id },
+        }),
       ),
     );
     expect(inUse.code).to.equal("PublicIPAddressInUse");
@@ -417,7 +468,10 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
 
   it("refuses a Standard public IP without Static allocation", async () => {
     const error = await rejection(
-      client().publicIPAddresses.beginCreateOrUpdateAndWait(RG, "pip1", { location: LOCATION, sku: { name: "Standard" } }),
+      client().publicIPAddresses.beginCreateOrUpdateAndWait(RG, "pip1", {
+        location: LOCATION,
+        sku: { name: "Standard" },
+      }),
     );
     expect(error.code).to.equal("StandardSkuPublicIPAddressesMustBeStatic");
     expect(fake.publicIps()).to.deep.equal([]);
@@ -425,9 +479,9 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
 
   it("backend pool membership follows the NIC's loadBalancerBackendAddressPools", async () => {
     const arm = client();
-    expect((await arm.loadBalancerBackendAddressPools.get(RG, "lb1", "pool1")).backendIPConfigurations).to.deep.equal(
-      [],
-    );
+    expect(
+      (await arm.loadBalancerBackendAddressPools.get(RG, "lb1", "pool1")).backendIPConfigurations,
+    ).to.deep.equal([]);
     const nic = await arm.networkInterfaces.get(RG, NIC);
     await arm.networkInterfaces.beginCreateOrUpdateAndWait(
       RG,
@@ -436,10 +490,14 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     );
     const pool = await arm.loadBalancerBackendAddressPools.get(RG, "lb1", "pool1");
     expect(pool.id).to.equal(POOL_ID);
-    expect(pool.backendIPConfigurations!.map((c) => c.id)).to.deep.equal([`${NIC_ID}/ipConfigurations/ipconfig2`]);
+    expect(pool.backendIPConfigurations!.map((c) => c.id)).to.deep.equal([
+      `${NIC_ID}/ipConfigurations/ipconfig2`,
+    ]);
     expect(fake.backendPoolMembers("lb1", "pool1")).to.deep.equal([`${NIC_ID}/ipConfigurations/ipconfig2`]);
     const reread = await arm.networkInterfaces.get(RG, NIC);
-    expect(reread.ipConfigurations![1]!.loadBalancerBackendAddressPools!.map((p) => p.id)).to.deep.equal([POOL_ID]);
+    expect(reread.ipConfigurations![1]!.loadBalancerBackendAddressPools!.map((p) => p.id)).to.deep.equal([
+      POOL_ID,
+    ]);
     const missing = await rejection(arm.loadBalancerBackendAddressPools.get(RG, "lb1", "nope"));
     expect(missing.statusCode).to.equal(404);
   });
@@ -452,9 +510,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
   });
 
   it("the SDK will not send the token over plain http, so the stand-in must be https", async () => {
-    const error = await rejection(
-      client(fake.url.replace("https:", "http:")).networkInterfaces.get(RG, NIC),
-    );
+    const error = await rejection(client(fake.url.replace("https:", "http:")).networkInterfaces.get(RG, NIC));
     expect(error.message).to.include("non-TLS");
     expect(fake.requests).to.have.length(0);
   });
@@ -483,7 +539,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
             const chunks: Buffer[] = [];
             res.on("data", (chunk: Buffer) => chunks.push(chunk));
             res.on("end", () =>
-              resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+              resolve({
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+                body: Buffer.concat(chunks).toString(),
+              }),
             );
           },
         );
@@ -509,17 +569,30 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     it("requires api-version", async () => {
       const res = await raw("GET", `${fake.url}${NIC_ID}`);
       expect(res.status).to.equal(400);
-      expect(JSON.parse(res.body)).to.deep.include({ error: { code: "MissingApiVersionParameter", message: "The api-version query parameter (?api-version=) is required for all requests." } });
+      expect(JSON.parse(res.body)).to.deep.include({
+        error: {
+          code: "MissingApiVersionParameter",
+          message: "The api-version query parameter (?api-version=) is required for all requests.",
+        },
+      });
     });
 
     it("honours If-Match and refuses a second change while one is in progress", async () => {
-      const stale = await raw("PUT", nicUrl(), { body: nicBody(fake.nic(NIC)), headers: { "If-Match": 'W/"old"' } });
+      const stale = await raw("PUT", nicUrl(), {
+        body: nicBody(fake.nic(NIC)),
+        headers: { "If-Match": 'W/"old"' },
+      });
       expect(stale.status).to.equal(412);
       const etag = (JSON.parse((await raw("GET", nicUrl())).body) as { etag: string }).etag;
-      const accepted = await raw("PUT", nicUrl(), { body: nicBody(fake.nic(NIC)), headers: { "If-Match": etag } });
+      const accepted = await raw("PUT", nicUrl(), {
+        body: nicBody(fake.nic(NIC)),
+        headers: { "If-Match": etag },
+      });
       expect(accepted.status).to.equal(200);
       expect(accepted.headers["azure-asyncoperation"]).to.match(
-        new RegExp(`^${fake.url}/subscriptions/${SUB}/providers/Microsoft.Network/locations/${LOCATION}/operations/[0-9a-f-]{36}\\?api-version=2025-05-01$`),
+        new RegExp(
+          `^${fake.url}/subscriptions/${SUB}/providers/Microsoft.Network/locations/${LOCATION}/operations/[0-9a-f-]{36}\\?api-version=2025-05-01$`,
+        ),
       );
       expect(accepted.headers["retry-after"]).to.equal("1");
       const second = await raw("PUT", nicUrl(), { body: nicBody(fake.nic(NIC)) });
@@ -530,7 +603,11 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
 
     it("a delete's Location URL answers 202 until done, then 204", async () => {
       const put = await raw("PUT", `${fake.url}${NET}/publicIPAddresses/pip1?api-version=2025-05-01`, {
-        body: { location: LOCATION, sku: { name: "Standard" }, properties: { publicIPAllocationMethod: "Static" } },
+        body: {
+          location: LOCATION,
+          sku: { name: "Standard" },
+          properties: { publicIPAllocationMethod: "Static" },
+        },
       });
       expect(put.status).to.equal(201);
       const operation = put.headers["azure-asyncoperation"] as string;

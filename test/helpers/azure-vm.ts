@@ -9,8 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildProcess } from "node:child_process";
-import type { PoolFile } from "../../ipam-driver/sources/file.js";
 import { fetchStatus, type PluginStatus } from "../../plugin/cli/plugin-client.js";
+import { startFakeArm, type FakeArm, type FakeArmOptions } from "./fake-arm.js";
+import { FAKE_COMPUTE, type FakeAzureNics } from "./fake-azure.js";
+import { createTestCa } from "./test-ca.js";
 import { pollUntil, killPid } from "./run.js";
 import { startDockerd, type Dockerd } from "./dockerd.js";
 import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vnet.js";
@@ -20,10 +22,14 @@ const PLUGIN_MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.ur
 export const PLUGIN_NODE_FLAGS = ["--max-semi-space-size=2"];
 const FAKE_AZURE_MAIN = fileURLToPath(new URL("./fake-azure-main.js", import.meta.url));
 
+/** Where Azure Resource Manager answers inside the emulated VNet (on the fabric, like IMDS). */
+export const ARM_IP = "192.0.2.10";
+
 /** The stand-in's NIC document for a VM, from what the fabric routes to it. */
-export function nicDocument(vnet: Vnet, vmName: string): PoolFile {
+export function nicDocument(vnet: Vnet, vmName: string): FakeAzureNics {
   const vm = vnet.vm(vmName);
   return {
+    publicIps: vnet.publicIpAssociations,
     interfaces: [
       {
         macAddress: vm.mac,
@@ -138,12 +144,69 @@ export async function startPluginInVm(
   return plugin;
 }
 
+/**
+ * Starts the ARM stand-in for the VNet's VMs (one NIC each, `<vm>-nic`, primary `ipconfig1`) in the test
+ * process, served at https://ARM_IP inside the fabric with a fresh test CA. What ARM commits is what the
+ * VNet then does: secondary IPs move in the fabric and in IMDS (`updateNics`), public IPs are NATed on
+ * the internet link. Returns the stand-in and the plugin flags that point at it.
+ */
+export async function startArmInVnet(
+  vnet: Vnet,
+  dir: string,
+  updateNics: () => Promise<void>,
+  options: Pick<FakeArmOptions, "loadBalancers" | "operationPolls"> = {},
+): Promise<{ arm: FakeArm; pluginArgs: string[] }> {
+  const ca = await createTestCa(dir, { ips: [ARM_IP, "127.0.0.1"] });
+  const socketPath = join(dir, "arm.sock");
+  const arm = await startFakeArm({
+    subscriptionId: FAKE_COMPUTE.subscriptionId,
+    resourceGroup: FAKE_COMPUTE.resourceGroupName,
+    location: FAKE_COMPUTE.location,
+    subnet: { name: "default", vnetName: "vnet", prefix: vnet.subnet },
+    nics: vnet.vms.map((vm) => ({
+      name: `${vm.name}-nic`,
+      vmName: vm.name,
+      mac: vm.mac,
+      ipConfigurations: [vm.primary, ...vm.secondaries].map((privateIp, index) => ({
+        name: `ipconfig${index + 1}`,
+        privateIp,
+        primary: index === 0,
+        backendPoolIds: [],
+      })),
+    })),
+    firstPublicIp: "198.51.100.200",
+    tls: { certPem: ca.certPem, keyPem: ca.keyPem },
+    listen: { socketPath },
+    publicUrl: `https://${ARM_IP}`,
+    retryAfterSeconds: 1,
+    ...options,
+    onNicChange: async (nic) => {
+      await vnet.setSecondaries(
+        nic.vmName,
+        nic.ipConfigurations.filter((c) => !c.primary).map((c) => c.privateIp),
+      );
+      await updateNics();
+    },
+    onPublicIpChange: async ({ publicIp, privateIp }) => {
+      const previous = Object.entries(vnet.publicIpAssociations).find(([, pub]) => pub === publicIp);
+      if (previous) await vnet.setPublicIp(previous[0], undefined);
+      if (privateIp) await vnet.setPublicIp(privateIp, publicIp);
+      await updateNics();
+    },
+  });
+  vnet.onTeardown(() => arm.close());
+  await vnet.serveInFabric(ARM_IP, 443, socketPath);
+  return { arm, pluginArgs: ["--arm-endpoint", `https://${ARM_IP}`, "--arm-ca-file", ca.caFile] };
+}
+
 /** An emulated Azure VM running the plugin and a private dockerd with the busybox image, in a VNet. */
 export type AzureTestbed = {
   vnet: Vnet;
   dir: string;
   plugin: PluginProcess;
   dockerd: Dockerd;
+  /** The ARM stand-in, when asked for with `arm`. */
+  arm: FakeArm | undefined;
   /**
    * Stops the plugin with `signal`, runs `whileDown` (to change the host or Docker behind its back),
    * and starts it again on the same state.
@@ -159,6 +222,8 @@ export type TestbedOptions = {
   pluginArgs?: string[];
   /** Start dockerd with --live-restore. */
   liveRestore?: boolean;
+  /** Also run the ARM stand-in (see {@link startArmInVnet}) and point the plugin at it. */
+  arm?: Pick<FakeArmOptions, "loadBalancers" | "operationPolls">;
 };
 
 /**
@@ -177,6 +242,7 @@ export async function startAzureTestbed(
   // The plugin finds dockerd's API through a link made once dockerd has its folder.
   const dockerSocketLink = join(dir, "docker.sock");
   const pluginArgs = ["--docker-socket", dockerSocketLink, ...(options.pluginArgs ?? [])];
+  let arm: FakeArm | undefined;
   const liveRestoreArgs = (liveRestore: boolean | undefined) => (liveRestore ? ["--live-restore"] : []);
   let vnet: Vnet | undefined;
   const teardown = async () => {
@@ -186,10 +252,16 @@ export async function startAzureTestbed(
   try {
     vnet = await createVnet({ vms });
     const net = vnet;
-    await startAzureEndpoints(net, "vm1", dir);
+    const { updateNics } = await startAzureEndpoints(net, "vm1", dir);
+    if (options.arm) {
+      const wiring = await startArmInVnet(net, dir, updateNics, options.arm);
+      arm = wiring.arm;
+      pluginArgs.push(...wiring.pluginArgs);
+    }
     const testbed: AzureTestbed = {
       vnet: net,
       dir,
+      arm,
       plugin: await startPluginInVm(net, "vm1", dir, pluginArgs),
       dockerd: await startDockerd(net, "vm1", {
         pluginsDir,

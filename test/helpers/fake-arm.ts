@@ -119,7 +119,9 @@ class ArmError extends Error {
 
 type Answer = { status: number; body?: unknown; headers?: Record<string, string> };
 
-type OperationResult = { status: "Succeeded" } | { status: "Failed"; error: { code: string; message: string } };
+type OperationResult =
+  | { status: "Succeeded" }
+  | { status: "Failed"; error: { code: string; message: string } };
 
 /** An accepted change that takes effect when a client polls it to the end. */
 type Operation = {
@@ -136,7 +138,13 @@ type Operation = {
 };
 
 type NicRecord = { nic: FakeArmNic; etag: string; resourceGuid: string };
-type PublicIpRecord = { name: string; ipAddress: string; tags: Record<string, string>; etag: string; resourceGuid: string };
+type PublicIpRecord = {
+  name: string;
+  ipAddress: string;
+  tags: Record<string, string>;
+  etag: string;
+  resourceGuid: string;
+};
 type QueuedFault = { method: string; pathIncludes: string; fault: FakeArmFault; remaining: number };
 
 export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
@@ -164,8 +172,9 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
   const busy = new Map<string, string>();
   const faults: QueuedFault[] = [];
   const requests: FakeArm["requests"] = [];
-  let nextPublicIp = parseIpv4(options.firstPublicIp);
-  if (nextPublicIp === undefined) throw new Error(`firstPublicIp ${options.firstPublicIp} is not an IPv4 address`);
+  const firstPublicIp = requireIpv4(options.firstPublicIp, "firstPublicIp");
+  /** Public addresses are never reused, like Azure's (which are random anyway). */
+  let publicIpsHandedOut = 0;
 
   let publicUrl = options.publicUrl?.replace(/\/+$/, "");
   const operationUrl = (id: string) =>
@@ -193,7 +202,8 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     const result: FakeArmNic[] = [];
     for (const [key, record] of nics) if (key !== exceptNic) result.push(record.nic);
     for (const op of operations.values()) {
-      if (op.pendingNic && !op.result && op.pendingNic.name.toLowerCase() !== exceptNic) result.push(op.pendingNic);
+      if (op.pendingNic && !op.result && op.pendingNic.name.toLowerCase() !== exceptNic)
+        result.push(op.pendingNic);
     }
     return result;
   }
@@ -215,7 +225,8 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     const holders = new Map<string, string>();
     for (const nic of nicsInPlay(exceptNic)) {
       for (const config of nic.ipConfigurations) {
-        if (config.publicIpId) holders.set(config.publicIpId.toLowerCase(), ipConfigId(nic.name, config.name));
+        if (config.publicIpId)
+          holders.set(config.publicIpId.toLowerCase(), ipConfigId(nic.name, config.name));
       }
     }
     return holders;
@@ -248,13 +259,19 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
 
   /** A VM's first NIC is its primary one (Azure's flag; the model has no better source). */
   function isPrimaryNic(nic: FakeArmNic): boolean {
-    for (const { nic: other } of nics.values()) if (other.vmName === nic.vmName) return other.name === nic.name;
+    for (const { nic: other } of nics.values())
+      if (other.vmName === nic.vmName) return other.name === nic.name;
     return true;
   }
 
   // ---- JSON as ARM writes it ----------------------------------------------------------------------
 
-  function nicJson(nic: FakeArmNic, record: NicRecord, provisioningState: string, etag = record.etag): unknown {
+  function nicJson(
+    nic: FakeArmNic,
+    record: NicRecord,
+    provisioningState: string,
+    etag = record.etag,
+  ): unknown {
     const id = nicId(nic.name);
     return {
       name: nic.name,
@@ -326,10 +343,18 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
 
   function checkScope(subscription: string, resourceGroup?: string): void {
     if (subscription.toLowerCase() !== sub.toLowerCase()) {
-      throw new ArmError(404, "SubscriptionNotFound", `The subscription '${subscription}' could not be found.`);
+      throw new ArmError(
+        404,
+        "SubscriptionNotFound",
+        `The subscription '${subscription}' could not be found.`,
+      );
     }
     if (resourceGroup !== undefined && resourceGroup.toLowerCase() !== rg.toLowerCase()) {
-      throw new ArmError(404, "ResourceGroupNotFound", `Resource group '${resourceGroup}' could not be found.`);
+      throw new ArmError(
+        404,
+        "ResourceGroupNotFound",
+        `Resource group '${resourceGroup}' could not be found.`,
+      );
     }
   }
 
@@ -386,7 +411,10 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     } catch (error) {
       // A failing callback means the test's network could not follow; say so through ARM's channel.
       const message = error instanceof Error ? error.message : String(error);
-      return { status: "Failed", error: { code: "InternalServerError", message: `stand-in callback failed: ${message}` } };
+      return {
+        status: "Failed",
+        error: { code: "InternalServerError", message: `stand-in callback failed: ${message}` },
+      };
     } finally {
       busy.delete(op.resourceKey);
     }
@@ -426,10 +454,14 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     const id = nicId(current.name);
     const resource = asObject(body);
     if (!resource) throw invalidContent("the body is not a JSON object");
-    checkLocation(resource.location, current.name);
+    checkLocation(resource.location, current.name, true);
     const configs = asObject(resource.properties)?.ipConfigurations;
     if (!Array.isArray(configs) || configs.length === 0) {
-      throw new ArmError(400, "InvalidRequestFormat", `Network interface ${id} must have at least one IP configuration.`);
+      throw new ArmError(
+        400,
+        "InvalidRequestFormat",
+        `Network interface ${id} must have at least one IP configuration.`,
+      );
     }
     if (configs.length > MAX_IP_CONFIGURATIONS) {
       throw new ArmError(
@@ -469,20 +501,29 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     for (const config of requested) {
       const configId = ipConfigId(current.name, config.name);
       if (!config.subnetId) {
-        throw new ArmError(400, "InvalidRequestFormat", `IP configuration ${configId} must reference a subnet.`);
+        throw new ArmError(
+          400,
+          "InvalidRequestFormat",
+          `IP configuration ${configId} must reference a subnet.`,
+        );
       }
-      if (config.subnetId.toLowerCase() !== subnetId.toLowerCase()) throw invalidReference(config.subnetId, configId);
+      if (config.subnetId.toLowerCase() !== subnetId.toLowerCase())
+        throw invalidReference(config.subnetId, configId);
 
       let publicRef: string | undefined;
       if (config.publicIpId) {
         const name = /\/publicIPAddresses\/([^/]+)$/i.exec(config.publicIpId)?.[1];
         const publicRecord = name === undefined ? undefined : publicIps.get(name.toLowerCase());
-        if (!publicRecord || config.publicIpId.toLowerCase() !== publicIpId(publicRecord.name).toLowerCase()) {
+        if (
+          !publicRecord ||
+          config.publicIpId.toLowerCase() !== publicIpId(publicRecord.name).toLowerCase()
+        ) {
           throw invalidReference(config.publicIpId, configId);
         }
         publicRef = publicIpId(publicRecord.name);
         refuseIfBusy(publicRef);
-        const holder = publicHolders.get(publicRef.toLowerCase()) ?? claimedPublic.get(publicRef.toLowerCase());
+        const holder =
+          publicHolders.get(publicRef.toLowerCase()) ?? claimedPublic.get(publicRef.toLowerCase());
         if (holder !== undefined) {
           throw new ArmError(
             400,
@@ -551,10 +592,16 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       if (config.allocation !== "Dynamic") return;
       const configId = ipConfigId(current.name, config.name);
       // Azure keeps a Dynamic configuration's address for as long as the configuration exists.
-      const existing = current.ipConfigurations.find((c) => c.name.toLowerCase() === config.name.toLowerCase());
+      const existing = current.ipConfigurations.find(
+        (c) => c.name.toLowerCase() === config.name.toLowerCase(),
+      );
       const kept = existing ? parseIpv4(existing.privateIp) : undefined;
       let address = kept !== undefined && !taken.has(kept) ? kept : undefined;
-      for (let candidate = subnet.firstUsable; address === undefined && candidate <= subnet.lastUsable; candidate++) {
+      for (
+        let candidate = subnet.firstUsable;
+        address === undefined && candidate <= subnet.lastUsable;
+        candidate++
+      ) {
         if (!taken.has(candidate)) address = candidate;
       }
       if (address === undefined) {
@@ -570,24 +617,35 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     return { name: current.name, vmName: current.vmName, mac: current.mac, ipConfigurations: result };
   }
 
-  function checkLocation(location: unknown, name: string): void {
+  function checkLocation(location: unknown, name: string, exists: boolean): void {
     if (typeof location !== "string" || location === "") {
       throw new ArmError(400, "LocationRequired", "The location property is required for this definition.");
     }
     const normalize = (text: string) => text.replace(/\s+/g, "").toLowerCase();
-    if (normalize(location) !== normalize(options.location)) {
+    if (normalize(location) === normalize(options.location)) return;
+    if (!exists) {
+      // Azure would create it there; the stand-in has one region, and a cross-region reference fails anyway.
       throw new ArmError(
         400,
-        "InvalidResourceLocation",
-        `The resource '${name}' already exists in location '${options.location}' in resource group '${rg}'. A resource with the same name cannot be created in location '${location}'. Please select a new resource name.`,
+        "LocationNotAvailableForResourceType",
+        `The stand-in models only location '${options.location}'; cannot create '${name}' in '${location}'.`,
       );
     }
+    throw new ArmError(
+      400,
+      "InvalidResourceLocation",
+      `The resource '${name}' already exists in location '${options.location}' in resource group '${rg}'. A resource with the same name cannot be created in location '${location}'. Please select a new resource name.`,
+    );
   }
 
   async function commitNic(next: FakeArmNic, etag: string): Promise<void> {
     const before = committedAssociations();
     const record = nicRecord(next.name);
-    nics.set(next.name.toLowerCase(), { nic: structuredClone(next), etag, resourceGuid: record.resourceGuid });
+    nics.set(next.name.toLowerCase(), {
+      nic: structuredClone(next),
+      etag,
+      resourceGuid: record.resourceGuid,
+    });
     await options.onNicChange?.(structuredClone(next));
     const after = committedAssociations();
     for (const [publicIp, privateIp] of after) {
@@ -601,17 +659,29 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
   function putNic(name: string, body: unknown, ifMatch: string | undefined, path: string): Answer {
     const record = nics.get(name.toLowerCase());
     if (!record) {
-      throw new ArmError(501, "NotImplementedInStandIn", `Creating network interface ${name} is not modelled.`);
+      throw new ArmError(
+        501,
+        "NotImplementedInStandIn",
+        `Creating network interface ${name} is not modelled.`,
+      );
     }
     if (ifMatch !== undefined && ifMatch !== "*" && ifMatch !== record.etag) {
-      throw new ArmError(412, "PreconditionFailed", `Precondition failed: If-Match ${ifMatch} does not match ${record.etag}.`);
+      throw new ArmError(
+        412,
+        "PreconditionFailed",
+        `Precondition failed: If-Match ${ifMatch} does not match ${record.etag}.`,
+      );
     }
     refuseIfBusy(nicId(record.nic.name));
     const next = planNicUpdate(record, body);
     const failure = takeFault("PUT", path, "operation-failed");
     const etag = newEtag();
     const id = startOperation(nicId(record.nic.name), failure, () => commitNic(next, etag), next);
-    return { status: 200, body: nicJson(next, record, "Updating", etag), headers: acceptedHeaders(id, false) };
+    return {
+      status: 200,
+      body: nicJson(next, record, "Updating", etag),
+      headers: acceptedHeaders(id, false),
+    };
   }
 
   // ---- public IP addresses ------------------------------------------------------------------------
@@ -621,7 +691,8 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     refuseIfBusy(id);
     const resource = asObject(body);
     if (!resource) throw invalidContent("the body is not a JSON object");
-    checkLocation(resource.location, name);
+    const existing = publicIps.get(name.toLowerCase());
+    checkLocation(resource.location, name, existing !== undefined);
     const sku = asObject(resource.sku)?.name;
     if (sku !== "Standard") {
       throw new ArmError(
@@ -642,7 +713,6 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       throw new ArmError(400, "InvalidRequestFormat", `The stand-in models IPv4 public IP addresses only.`);
     }
     const tags = parseTags(resource.tags);
-    const existing = publicIps.get(name.toLowerCase());
     const failure = takeFault("PUT", path, "operation-failed");
     if (existing) {
       const updated = { ...existing, tags, etag: newEtag() };
@@ -654,25 +724,28 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     }
     const created: PublicIpRecord = {
       name,
-      ipAddress: formatIpv4(nextPublicIp!),
+      ipAddress: formatIpv4(firstPublicIp + publicIpsHandedOut++),
       tags,
       etag: newEtag(),
       resourceGuid: randomUUID(),
     };
-    nextPublicIp! += 1;
     const op = startOperation(id, failure, async () => {
       publicIps.set(name.toLowerCase(), created);
       await options.onPublicIpChange?.({ publicIp: created.ipAddress, privateIp: undefined });
     });
     // Azure shows the address only once the creation has succeeded.
-    return { status: 201, body: publicIpJson(created, "Updating", false), headers: acceptedHeaders(op, false) };
+    return {
+      status: 201,
+      body: publicIpJson(created, "Updating", false),
+      headers: acceptedHeaders(op, false),
+    };
   }
 
   function deletePublicIp(name: string, path: string): Answer {
+    refuseIfBusy(publicIpId(name)); // also while its creation is still running
     const record = publicIps.get(name.toLowerCase());
     if (!record) return { status: 204 }; // Azure: deleting what is not there succeeds at once
     const id = publicIpId(record.name);
-    refuseIfBusy(id);
     const holder = publicIpHolders().get(id.toLowerCase());
     if (holder !== undefined) {
       throw new ArmError(
@@ -704,14 +777,22 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     method: string;
     pattern: RegExp;
     /** `path` is the request's, for matching injected faults. */
-    run: (groups: string[], body: unknown, req: http.IncomingMessage, path: string) => Answer | Promise<Answer>;
+    run: (
+      groups: string[],
+      body: unknown,
+      req: http.IncomingMessage,
+      path: string,
+    ) => Answer | Promise<Answer>;
   }[] = [
     {
       method: "GET",
       pattern: new RegExp(`^/subscriptions/([^/]+)/${NET}/networkInterfaces$`, "i"),
       run: ([subscription = ""]) => {
         checkScope(subscription);
-        return { status: 200, body: { value: [...nics.values()].map((r) => nicJson(r.nic, r, nicState(r))) } };
+        return {
+          status: 200,
+          body: { value: [...nics.values()].map((r) => nicJson(r.nic, r, nicState(r))) },
+        };
       },
     },
     {
@@ -719,12 +800,18 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/networkInterfaces$`, "i"),
       run: ([subscription = "", group = ""]) => {
         checkScope(subscription, group);
-        return { status: 200, body: { value: [...nics.values()].map((r) => nicJson(r.nic, r, nicState(r))) } };
+        return {
+          status: 200,
+          body: { value: [...nics.values()].map((r) => nicJson(r.nic, r, nicState(r))) },
+        };
       },
     },
     {
       method: "GET",
-      pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/networkInterfaces/([^/]+)$`, "i"),
+      pattern: new RegExp(
+        `^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/networkInterfaces/([^/]+)$`,
+        "i",
+      ),
       run: ([subscription = "", group = "", name = ""]) => {
         checkScope(subscription, group);
         const record = nicRecord(name);
@@ -733,7 +820,10 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     },
     {
       method: "PUT",
-      pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/networkInterfaces/([^/]+)$`, "i"),
+      pattern: new RegExp(
+        `^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/networkInterfaces/([^/]+)$`,
+        "i",
+      ),
       run: ([subscription = "", group = "", name = ""], body, req, path) => {
         checkScope(subscription, group);
         return putNic(name, body, req.headers["if-match"], path);
@@ -760,12 +850,18 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses$`, "i"),
       run: ([subscription = "", group = ""]) => {
         checkScope(subscription, group);
-        return { status: 200, body: { value: [...publicIps.values()].map((r) => publicIpJson(r, "Succeeded")) } };
+        return {
+          status: 200,
+          body: { value: [...publicIps.values()].map((r) => publicIpJson(r, "Succeeded")) },
+        };
       },
     },
     {
       method: "GET",
-      pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`, "i"),
+      pattern: new RegExp(
+        `^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`,
+        "i",
+      ),
       run: ([subscription = "", group = "", name = ""]) => {
         checkScope(subscription, group);
         const record = publicIps.get(name.toLowerCase());
@@ -776,7 +872,10 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     },
     {
       method: "PUT",
-      pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`, "i"),
+      pattern: new RegExp(
+        `^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`,
+        "i",
+      ),
       run: ([subscription = "", group = "", name = ""], body, _req, path) => {
         checkScope(subscription, group);
         return putPublicIp(name, body, path);
@@ -784,7 +883,10 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     },
     {
       method: "DELETE",
-      pattern: new RegExp(`^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`, "i"),
+      pattern: new RegExp(
+        `^/subscriptions/([^/]+)/resourceGroups/([^/]+)/${NET}/publicIPAddresses/([^/]+)$`,
+        "i",
+      ),
       run: ([subscription = "", group = "", name = ""], _body, _req, path) => {
         checkScope(subscription, group);
         return deletePublicIp(name, path);
@@ -798,7 +900,9 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       ),
       run: ([subscription = "", group = "", lb = "", pool = ""]) => {
         checkScope(subscription, group);
-        const loadBalancer = (options.loadBalancers ?? []).find((l) => l.name.toLowerCase() === lb.toLowerCase());
+        const loadBalancer = (options.loadBalancers ?? []).find(
+          (l) => l.name.toLowerCase() === lb.toLowerCase(),
+        );
         if (!loadBalancer) throw resourceNotFound("loadBalancers", lb);
         const id = pools.get(poolId(lb, pool).toLowerCase());
         if (!id) throw new ArmError(404, "NotFound", `Resource ${poolId(lb, pool)} not found.`);
@@ -839,13 +943,20 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
   async function answer(req: http.IncomingMessage, method: string, url: URL): Promise<Answer> {
     const authorization = req.headers.authorization;
     if (authorization === undefined) {
-      throw new ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", {
-        "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The authentication failed because of missing \'Authorization\' header."',
-      });
+      throw new ArmError(
+        401,
+        "AuthenticationFailed",
+        "Authentication failed. The 'Authorization' header is missing.",
+        {
+          "WWW-Authenticate":
+            'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The authentication failed because of missing \'Authorization\' header."',
+        },
+      );
     }
     if (authorization !== `Bearer ${FAKE_MI_TOKEN}`) {
       throw new ArmError(401, "AuthenticationFailed", "Authentication failed. The access token is invalid.", {
-        "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token is invalid."',
+        "WWW-Authenticate":
+          'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token is invalid."',
       });
     }
     const fault = takeFault(method, url.pathname, "status");
@@ -872,7 +983,11 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
       const body = method === "PUT" ? await readJson(req) : undefined;
       return route.run(match.slice(1).map(decodeURIComponent), body, req, url.pathname);
     }
-    throw new ArmError(501, "NotImplementedInStandIn", `The ARM stand-in does not model ${method} ${url.pathname}.`);
+    throw new ArmError(
+      501,
+      "NotImplementedInStandIn",
+      `The ARM stand-in does not model ${method} ${url.pathname}.`,
+    );
   }
 
   const server = https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (req, res) => {
@@ -891,10 +1006,17 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     };
     answer(req, method, url).then(send, (error: unknown) => {
       if (error instanceof ArmError) {
-        send({ status: error.status, body: { error: { code: error.code, message: error.message } }, headers: error.headers });
+        send({
+          status: error.status,
+          body: { error: { code: error.code, message: error.message } },
+          headers: error.headers,
+        });
       } else {
         const message = error instanceof Error ? error.message : String(error);
-        send({ status: 500, body: { error: { code: "InternalServerError", message: `stand-in bug: ${message}` } } });
+        send({
+          status: 500,
+          body: { error: { code: "InternalServerError", message: `stand-in bug: ${message}` } },
+        });
       }
     });
   });
@@ -979,14 +1101,23 @@ function parseIpConfiguration(raw: unknown, index: number, nicId: string): Reque
   const properties = asObject(config.properties) ?? {};
   const method = properties.privateIPAllocationMethod ?? "Dynamic";
   if (method !== "Static" && method !== "Dynamic") {
-    throw new ArmError(400, "InvalidRequestFormat", `privateIPAllocationMethod ${JSON.stringify(method)} is invalid.`);
+    throw new ArmError(
+      400,
+      "InvalidRequestFormat",
+      `privateIPAllocationMethod ${JSON.stringify(method)} is invalid.`,
+    );
   }
   const version = properties.privateIPAddressVersion;
   if (version !== undefined && version !== "IPv4") {
-    throw new ArmError(400, "InvalidRequestFormat", `The stand-in models IPv4 IP configurations only (got ${JSON.stringify(version)}).`);
+    throw new ArmError(
+      400,
+      "InvalidRequestFormat",
+      `The stand-in models IPv4 IP configurations only (got ${JSON.stringify(version)}).`,
+    );
   }
   const pools = properties.loadBalancerBackendAddressPools;
-  if (pools !== undefined && !Array.isArray(pools)) throw invalidContent("loadBalancerBackendAddressPools is not an array");
+  if (pools !== undefined && !Array.isArray(pools))
+    throw invalidContent("loadBalancerBackendAddressPools is not an array");
   const idOf = (reference: unknown): string | undefined => {
     const id = asObject(reference)?.id;
     return typeof id === "string" ? id : undefined;
@@ -1009,7 +1140,8 @@ function parseIpConfiguration(raw: unknown, index: number, nicId: string): Reque
 function parseTags(raw: unknown): Record<string, string> {
   if (raw === undefined || raw === null) return {};
   const tags = asObject(raw);
-  if (!tags || Object.values(tags).some((value) => typeof value !== "string")) throw invalidContent("tags must map names to strings");
+  if (!tags || Object.values(tags).some((value) => typeof value !== "string"))
+    throw invalidContent("tags must map names to strings");
   return tags as Record<string, string>;
 }
 
@@ -1044,8 +1176,15 @@ function newEtag(): string {
 
 function parseIpv4(text: string): number | undefined {
   const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((part) => !/^\d{1,3}$/.test(part) || Number(part) > 255)) return undefined;
+  if (parts.length !== 4 || parts.some((part) => !/^\d{1,3}$/.test(part) || Number(part) > 255))
+    return undefined;
   return parts.reduce((value, part) => value * 256 + Number(part), 0);
+}
+
+function requireIpv4(text: string, what: string): number {
+  const value = parseIpv4(text);
+  if (value === undefined) throw new Error(`${what} ${text} is not an IPv4 address`);
+  return value;
 }
 
 function formatIpv4(value: number): string {
@@ -1053,7 +1192,12 @@ function formatIpv4(value: number): string {
 }
 
 /** Azure reserves the network address, .1 (gateway), .2 and .3 (DNS) and the broadcast address. */
-function parseSubnet(prefix: string): { network: number; broadcast: number; firstUsable: number; lastUsable: number } {
+function parseSubnet(prefix: string): {
+  network: number;
+  broadcast: number;
+  firstUsable: number;
+  lastUsable: number;
+} {
   const [base = "", bitsText = ""] = prefix.split("/");
   const address = parseIpv4(base);
   const bits = Number(bitsText);

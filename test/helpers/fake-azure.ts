@@ -1,11 +1,13 @@
 /**
  * A stand-in for the Azure endpoints the IPAM reads: IMDS (`/metadata/instance/network`, JSON) and the
  * wireserver (`getinterfaceinfov1`, XML), in their exact wire formats, generated from a pool-file style
- * NIC description. Faults (status codes, timeouts, malformed bodies) can be injected per request.
+ * NIC description; also IMDS's compute metadata and managed-identity tokens, which the Azure Resource
+ * Manager client uses. Faults (status codes, timeouts, malformed bodies) can be injected per request.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
+import { FAKE_MI_TOKEN } from "./fake-arm.js";
 
 export type Fault =
   | { kind: "status"; status: number; retryAfter?: string }
@@ -22,9 +24,20 @@ export type FakeAzure = {
   close(): Promise<void>;
 };
 
+/** A pool file plus what only the stand-in needs: public IPs by private IP, as IMDS reports them. */
+export type FakeAzureNics = PoolFile & { publicIps?: Record<string, string> };
+
+/** Who the VM is, as IMDS compute metadata says (and as the ARM stand-in must agree). */
+export const FAKE_COMPUTE = {
+  name: "vm1",
+  subscriptionId: "00000000-0000-0000-0000-000000000000",
+  resourceGroupName: "rg",
+  location: "westeurope",
+};
+
 export type FakeAzureOptions = {
   /** Called per request, so tests (or a file) can change the NICs at any time. */
-  nics: () => PoolFile;
+  nics: () => FakeAzureNics;
   listen?: { host: string; port: number }[];
 };
 
@@ -88,7 +101,7 @@ export async function startFakeAzure(options: FakeAzureOptions): Promise<FakeAzu
   };
 }
 
-function serveImds(req: http.IncomingMessage, res: http.ServerResponse, url: URL, nics: PoolFile): void {
+function serveImds(req: http.IncomingMessage, res: http.ServerResponse, url: URL, nics: FakeAzureNics): void {
   const json = (status: number, body: unknown) => {
     res.writeHead(status, { "Content-Type": "application/json; charset=utf-8" });
     res.end(JSON.stringify(body));
@@ -106,17 +119,28 @@ function serveImds(req: http.IncomingMessage, res: http.ServerResponse, url: URL
   }
   if (url.pathname === "/metadata/instance/network") json(200, imdsNetworkDocument(nics));
   else if (url.pathname === "/metadata/instance/compute") {
+    const { subscriptionId, resourceGroupName, name } = FAKE_COMPUTE;
     json(200, {
-      name: "vm1",
-      subscriptionId: "00000000-0000-0000-0000-000000000000",
-      resourceGroupName: "rg",
-      location: "westeurope",
+      ...FAKE_COMPUTE,
+      vmId: "0f4a6c1e-1b2c-4d5e-8f90-123456789abc",
+      resourceId: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Compute/virtualMachines/${name}`,
+    });
+  } else if (url.pathname.replace(/\/$/, "") === "/metadata/identity/oauth2/token") {
+    const expiresIn = 3600;
+    json(200, {
+      access_token: FAKE_MI_TOKEN,
+      refresh_token: "",
+      expires_in: String(expiresIn),
+      expires_on: String(Math.floor(Date.now() / 1000) + expiresIn),
+      not_before: String(Math.floor(Date.now() / 1000)),
+      resource: url.searchParams.get("resource") ?? "",
+      token_type: "Bearer",
     });
   } else json(404, { error: "Not found" });
 }
 
 /** The IMDS network document: MACs as 12 upper-case hex digits, all values strings, the primary first. */
-export function imdsNetworkDocument(nics: PoolFile): unknown {
+export function imdsNetworkDocument(nics: FakeAzureNics): unknown {
   return {
     interface: nics.interfaces.map((nic) => {
       const v4 = nic.subnets.filter((s) => !s.prefix.includes(":"));
@@ -128,7 +152,10 @@ export function imdsNetworkDocument(nics: PoolFile): unknown {
         ]);
       return {
         ipv4: {
-          ipAddress: addresses(v4).map((privateIpAddress) => ({ privateIpAddress, publicIpAddress: "" })),
+          ipAddress: addresses(v4).map((privateIpAddress) => ({
+            privateIpAddress,
+            publicIpAddress: nics.publicIps?.[privateIpAddress] ?? "",
+          })),
           subnet: v4.map((s) => ({ address: s.prefix.split("/")[0], prefix: s.prefix.split("/")[1] })),
         },
         ipv6: { ipAddress: addresses(v6).map((privateIpAddress) => ({ privateIpAddress })) },

@@ -70,7 +70,16 @@ export async function createTestCa(
       "",
     ].join("\n"),
   );
-  await runOk("openssl", ["req", ...ec, "-keyout", serverKey, "-out", serverCsr, "-subj", "/CN=azure-vnet test server"]);
+  await runOk("openssl", [
+    "req",
+    ...ec,
+    "-keyout",
+    serverKey,
+    "-out",
+    serverCsr,
+    "-subj",
+    "/CN=azure-vnet test server",
+  ]);
   await runOk("openssl", [
     "x509",
     "-req",

@@ -126,6 +126,21 @@ socket.on("error", (e) => done(e.code || e.message));
 socket.on("close", () => done(undefined));
 `;
 
+// Listens on ip:port in a namespace and pipes every connection to a unix socket, so a server in the
+// test process (which lives in the host's namespace) can answer there; TLS passes through untouched.
+const FORWARD_SCRIPT = `
+const net = require("node:net");
+const [ip, port, socketPath] = process.argv.slice(1);
+const server = net.createServer((client) => {
+  const upstream = net.connect(socketPath);
+  client.pipe(upstream).pipe(client);
+  client.on("error", () => upstream.destroy());
+  upstream.on("error", () => client.destroy());
+});
+server.on("error", (e) => { process.stderr.write(String(e) + "\\n"); process.exit(1); });
+server.listen(Number(port), ip, () => process.stdout.write("listening\\n"));
+`;
+
 const FABRIC = "fabric";
 const INET = "inet";
 const ONPREM = "onprem";
@@ -172,6 +187,8 @@ export class Vnet {
   readonly gateway: string;
   readonly mtu: number;
   private readonly vmInfo = new Map<string, VmInfo>();
+  /** Public IPs associated with secondary IPs (as ARM would), by private address. */
+  private readonly publicIps = new Map<string, string>();
   private readonly createdNamespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
   private readonly teardownHooks: (() => Promise<void>)[] = [];
@@ -291,6 +308,59 @@ export class Vnet {
         await this.fabricIptables(["-I", chainOf(vm), "2", "-s", `${ip}/32`, "-j", "RETURN"]);
         vm.secondaries.push(ip);
       }
+    });
+  }
+
+  /**
+   * Associates `publicIp` with the secondary `privateIp` (or removes the association when undefined), as
+   * Azure does for an IP configuration with a public IP: the internet reaches the private address at
+   * the public one, and its traffic leaves under the public one.
+   */
+  setPublicIp(privateIp: string, publicIp: string | undefined): Promise<void> {
+    return this.serialize(async () => {
+      const rules = (pub: string) => [
+        ["nat", "PREROUTING", "-i", "inet", "-d", `${pub}/32`, "-j", "DNAT", "--to-destination", privateIp],
+        ["nat", "POSTROUTING", "-o", "inet", "-s", `${privateIp}/32`, "-j", "SNAT", "--to-source", pub],
+        ["filter", "AVN-OUT", "-s", `${privateIp}/32`, "-j", "RETURN"],
+      ];
+      const old = this.publicIps.get(privateIp);
+      if (old === publicIp) return;
+      if (old !== undefined) {
+        for (const [table, chain, ...rule] of rules(old))
+          await this.fabricIptables(["-t", table!, "-D", chain!, ...rule]);
+        this.publicIps.delete(privateIp);
+      }
+      if (publicIp !== undefined) {
+        ipToInt(publicIp);
+        for (const [table, chain, ...rule] of rules(publicIp))
+          await this.fabricIptables(["-t", table!, "-I", chain!, "1", ...rule]);
+        this.publicIps.set(privateIp, publicIp);
+      }
+    });
+  }
+
+  /** Public IPs by the private address they are associated with. */
+  get publicIpAssociations(): Record<string, string> {
+    return Object.fromEntries(this.publicIps);
+  }
+
+  /**
+   * Serves `ip:port` inside the fabric from a unix socket of the test process (an Azure endpoint that
+   * must share the test's memory, such as the ARM stand-in). Resolves once the fabric end listens.
+   */
+  async serveInFabric(ip: string, port: number, socketPath: string): Promise<void> {
+    ipToInt(ip);
+    await runOk("ip", ["-n", this.nsName(FABRIC), "addr", "replace", `${ip}/32`, "dev", "lo"]);
+    const child = this.spawnIn(
+      FABRIC,
+      [process.execPath, "-e", FORWARD_SCRIPT, ip, String(port), socketPath],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.once("data", () => resolve());
+      child.once("exit", (code) => reject(new Error(`forwarder for ${ip}:${port} exited with ${code}`)));
     });
   }
 

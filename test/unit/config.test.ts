@@ -62,7 +62,11 @@ describe("config", () => {
       "--arm-endpoint (AZURE_VNET_ARM_ENDPOINT) must be an https:// URL",
     ],
     [["--pool-min-free", "two"], {}, '--pool-min-free (AZURE_VNET_POOL_MIN_FREE) is "two"'],
-    [["--max-ip-configurations", "300"], {}, '--max-ip-configurations (AZURE_VNET_MAX_IP_CONFIGURATIONS) is "300"'],
+    [
+      ["--max-ip-configurations", "300"],
+      {},
+      '--max-ip-configurations (AZURE_VNET_MAX_IP_CONFIGURATIONS) is "300"',
+    ],
     [
       ["--pool-min-free", "4", "--pool-grow-step", "4", "--pool-max-free", "6"],
       {},

@@ -1,0 +1,398 @@
+/**
+ * Azure Resource Manager through the plugin, without root: the real service on a unix socket, the IMDS
+ * stand-in (pool, compute metadata, managed-identity token) and the ARM stand-in over HTTPS with a test
+ * CA, both on 127.0.0.1. What ARM commits is what IMDS then reports. Covers pool growth (shared, capped,
+ * given back), ARM's refusals (403, 429, failed operations) leaving the pool as it was, and public IP
+ * and load-balancer links made and undone outside the request path.
+ */
+import { expect } from "chai";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { PluginConfig } from "../../plugin/config.js";
+import { startFakeArm, FAKE_MI_TOKEN, type FakeArm, type FakeArmNic } from "../helpers/fake-arm.js";
+import { startFakeAzure, FAKE_COMPUTE, type FakeAzure, type FakeAzureNics } from "../helpers/fake-azure.js";
+import { ETH0_MAC, startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import { pollUntil as pollUntilWithin } from "../helpers/run.js";
+import { createTestCa, type TestCa } from "../helpers/test-ca.js";
+
+const NET = "adf4fa8e1772" + "0".repeat(52);
+const EP = "e1e2e3e4e5e6" + "2".repeat(52);
+const EP2 = "f1f2f3f4f5f6" + "3".repeat(52);
+const { subscriptionId, resourceGroupName } = FAKE_COMPUTE;
+const POOL_ID = `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Network/loadBalancers/lb1/backendAddressPools/pool1`;
+const pollUntil = <T>(what: string, check: () => Promise<T | undefined | false>) =>
+  pollUntilWithin(what, check, { timeoutMs: 20_000, intervalMs: 50 });
+const NIC_PUT = { method: "PUT", pathIncludes: "/networkInterfaces/eth0-nic" };
+
+type Status = {
+  pool: { nic: string; free: string[]; inUse: string[] }[];
+  growth: { state: string; added: number; removed: number; lastError?: string; retryAt?: string }[];
+  endpoints: { id: string; azure?: { state: string; publicIpAddress?: string; error?: string } }[];
+};
+
+describe("Azure Resource Manager through the plugin", function () {
+  this.timeout(30_000);
+  let dir: string;
+  let ca: TestCa;
+  let nics: FakeAzureNics;
+  let azure: FakeAzure;
+  let arm: FakeArm;
+  let plugin: PluginUnderTest | undefined;
+
+  const eth0Secondaries = () => nics.interfaces[1]!.subnets[0]!.secondaryAddresses!;
+  const initialNic = (): FakeArmNic => ({
+    name: "eth0-nic",
+    vmName: FAKE_COMPUTE.name,
+    mac: ETH0_MAC,
+    ipConfigurations: ["10.1.0.4", ...eth0Secondaries()].map((privateIp, index) => ({
+      name: `ipconfig${index + 1}`,
+      privateIp,
+      primary: index === 0,
+      backendPoolIds: [],
+    })),
+  });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "azure-vnet-arm-"));
+    ca = await createTestCa(dir, { ips: ["127.0.0.1"] });
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    nics = twoNicPool(2);
+    azure = await startFakeAzure({ nics: () => nics });
+    arm = await startFakeArm({
+      subscriptionId,
+      resourceGroup: resourceGroupName,
+      location: FAKE_COMPUTE.location,
+      subnet: { name: "default", vnetName: "vnet", prefix: "10.1.0.0/24" },
+      nics: [initialNic()],
+      loadBalancers: [{ name: "lb1", backendPools: ["pool1"] }],
+      firstPublicIp: "198.51.100.200",
+      tls: { certPem: ca.certPem, keyPem: ca.keyPem },
+      listen: { host: "127.0.0.1", port: 0 },
+      retryAfterSeconds: 1,
+      onNicChange: (nic) => {
+        nics.interfaces[1]!.subnets[0]!.secondaryAddresses = nic.ipConfigurations
+          .filter((c) => !c.primary)
+          .map((c) => c.privateIp);
+        return Promise.resolve();
+      },
+    });
+  });
+  afterEach(async () => {
+    await plugin?.stop();
+    plugin = undefined;
+    await arm.close();
+    await azure.close();
+  });
+
+  const start = async (config: Partial<PluginConfig> = {}) => {
+    plugin = await startPlugin({
+      config: {
+        poolSource: "imds",
+        imdsUrl: azure.url,
+        sourceTimeoutMs: 1000,
+        armEndpoint: arm.url,
+        armCaFile: ca.caFile,
+        ...config,
+      },
+    });
+    return plugin;
+  };
+  const growing = (config: Partial<PluginConfig> = {}) =>
+    start({ poolMinFree: 1, poolGrowStep: 2, poolGrowWaitMs: 15_000, ...config });
+  const post = (path: string, body: unknown) => plugin!.api().post(path).send(JSON.stringify(body));
+  const status = async () => (await plugin!.api().get("/status").expect(200)).body as Status;
+  const eth0 = async () => (await status()).pool.find((p) => p.nic === "eth0")!;
+  const requestPool = async () =>
+    (await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" }).expect(200)).body.PoolID as string;
+  const requestAddress = (poolId: string) => post("/IpamDriver.RequestAddress", { PoolID: poolId });
+  const nicPuts = () => arm.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/eth0-nic"));
+  const ipConfigurationCount = () => arm.nic("eth0-nic").ipConfigurations.length;
+
+  describe("pool growth", () => {
+    it("grows the NIC through ARM with the managed identity when a request finds no free address; parallel requests share one growth", async () => {
+      await growing();
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200, { Address: "10.1.0.5/24", Data: {} });
+      const [a, b] = await Promise.all([requestAddress(poolId), requestAddress(poolId)]);
+      expect([a.status, b.status], JSON.stringify([a.body, b.body])).to.deep.equal([200, 200]);
+      const addresses = [a.body.Address as string, b.body.Address as string];
+      expect(new Set(addresses).size).to.equal(2);
+      expect(nicPuts(), "one growth for both requests").to.have.length(1);
+      expect(ipConfigurationCount()).to.equal(5);
+      const grown = arm.nic("eth0-nic").ipConfigurations.slice(3);
+      expect(grown.map((c) => c.name)).to.satisfy((names: string[]) =>
+        names.every((n) => n.startsWith("azure-vnet-")),
+      );
+      for (const address of addresses) {
+        expect(["10.1.0.6", ...grown.map((c) => c.privateIp)]).to.include(address.split("/")[0]);
+      }
+      expect(arm.requests.every((r) => r.authorization === `Bearer ${FAKE_MI_TOKEN}`)).to.equal(true);
+      expect(azure.requests.some((r) => r.path.startsWith("/metadata/identity/oauth2/token"))).to.equal(true);
+      const growth = (await status()).growth[0]!;
+      expect(growth).to.include({ state: "idle", added: 2 });
+    });
+
+    it("grows ahead of need once free addresses fall below --pool-min-free", async () => {
+      await growing({ poolMinFree: 2 });
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await pollUntil("the pool to grow in the background", async () =>
+        (await eth0()).free.length >= 2 ? true : undefined,
+      );
+      expect(ipConfigurationCount()).to.equal(5);
+    });
+
+    it("never takes the NIC past --max-ip-configurations, and then says so", async () => {
+      await growing({ maxIpConfigurations: 4 });
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      expect(ipConfigurationCount()).to.equal(4);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain("NIC eth0-nic has 4 IP configurations, the most allowed (4)");
+    });
+
+    it("a 403 names the permission the identity lacks, and the pool stays as it was", async () => {
+      await growing();
+      arm.injectFault(NIC_PUT, {
+        kind: "status",
+        status: 403,
+        code: "LinkedAuthorizationFailed",
+        message:
+          "The client 'mi' with object id 'x' has permission to perform action 'Microsoft.Network/networkInterfaces/write' on scope '/subscriptions/s'; however, it does not have permission to perform action 'Microsoft.Network/virtualNetworks/subnets/join/action' on the linked scope(s) '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default' or the linked scope(s) are invalid.",
+      });
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain("Azure refused (LinkedAuthorizationFailed)");
+      expect(refused.body.Err).to.contain(
+        "the VM's identity lacks Microsoft.Network/virtualNetworks/subnets/join/action",
+      );
+      expect(refused.body.Err).to.contain("grant the VM's managed identity");
+      expect(ipConfigurationCount()).to.equal(3);
+      expect((await eth0()).free).to.deep.equal([]);
+      // Once the permission is granted, the next container start grows the pool.
+      await requestAddress(poolId).expect(200);
+      expect(ipConfigurationCount()).to.equal(5);
+    });
+
+    it("a failed operation leaves the NIC and the pool as they were", async () => {
+      await growing();
+      arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain("the Azure operation failed");
+      expect(refused.body.Err).to.contain("the NIC is unchanged");
+      expect(ipConfigurationCount()).to.equal(3);
+      expect((await eth0()).free).to.deep.equal([]);
+    });
+
+    it("429 is retried after Retry-After, and when throttling lasts, growth waits as long as ARM says", async () => {
+      await growing();
+      arm.injectFault(
+        NIC_PUT,
+        { kind: "status", status: 429, code: "TooManyRequests", message: "slow down", retryAfterSeconds: 1 },
+        1,
+      );
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      expect(nicPuts().length, "the throttled PUT was retried").to.equal(2);
+      expect(ipConfigurationCount()).to.equal(5);
+
+      arm.injectFault(
+        NIC_PUT,
+        { kind: "status", status: 429, code: "TooManyRequests", message: "slow down", retryAfterSeconds: 60 },
+        10,
+      );
+      await requestAddress(poolId).expect(200);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain(
+        "Azure Resource Manager is throttling this VM's requests (retry after 60 s)",
+      );
+      const growth = (await status()).growth[0]!;
+      expect(growth.state).to.equal("waiting after a failure");
+      expect(Date.parse(growth.retryAt!) - Date.now()).to.be.greaterThan(50_000);
+    });
+
+    it("gives back the addresses it added once they sit idle above --pool-max-free", async () => {
+      await growing({ poolMaxFree: 3, poolShrinkAfterMs: 200 });
+      const poolId = await requestPool();
+      const taken: string[] = [];
+      for (let i = 0; i < 5; i++)
+        taken.push((await requestAddress(poolId).expect(200)).body.Address as string);
+      const grownTo = ipConfigurationCount();
+      expect(grownTo).to.be.greaterThan(5);
+      for (const address of taken)
+        await post("/IpamDriver.ReleaseAddress", { PoolID: poolId, Address: address.split("/")[0] }).expect(
+          200,
+        );
+      await pollUntil("idle addresses to be given back", async () =>
+        (await eth0()).free.length <= 3 && ipConfigurationCount() < grownTo ? true : undefined,
+      );
+      const left = arm.nic("eth0-nic").ipConfigurations;
+      expect(left.map((c) => c.name)).to.include.members(["ipconfig1", "ipconfig2", "ipconfig3"]);
+      expect((await eth0()).free).to.have.length(3);
+      expect((await status()).growth[0]!.removed).to.be.greaterThan(0);
+    });
+
+    it("is off by default: an empty pool fails at once and ARM is never asked", async () => {
+      await start();
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(503);
+      expect(arm.requests).to.deep.equal([]);
+    });
+  });
+
+  describe("public IPs and load-balancer backend pools", () => {
+    const createNetwork = (generic: Record<string, string>, internal = false) =>
+      post("/NetworkDriver.CreateNetwork", {
+        NetworkID: NET,
+        Options: { "com.docker.network.generic": generic, "com.docker.network.internal": internal },
+        IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.1.0.0/24", Gateway: "10.1.0.1/24" }],
+        IPv6Data: [],
+      });
+    const createEndpoint = (endpointId: string, address: string, options: Record<string, string> = {}) =>
+      post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: NET,
+        EndpointID: endpointId,
+        Interface: { Address: `${address}/24`, AddressIPv6: "", MacAddress: "" },
+        Options: { "com.docker.network.endpoint.exposedports": [], ...options },
+      });
+    const links = async (endpointId: string) =>
+      (await status()).endpoints.find((e) => e.id === endpointId)?.azure;
+    const linked = (endpointId: string) =>
+      pollUntil(`endpoint ${endpointId.slice(0, 12)} to be linked in Azure`, async () => {
+        const azureLinks = await links(endpointId);
+        return azureLinks?.state === "linked" ? azureLinks : undefined;
+      });
+    const stateOnDisk = async () =>
+      JSON.parse(await readFile(plugin!.stateFile, "utf8")) as {
+        driver: { unlinks: Record<string, unknown> };
+      };
+    const unlinked = () =>
+      pollUntil("the Azure links to be undone", async () =>
+        Object.keys((await stateOnDisk()).driver.unlinks).length === 0 ? true : undefined,
+      );
+
+    beforeEach(async () => {
+      await start();
+    });
+
+    it("-o public-ip=true: each container gets a new public IP on its IP configuration, deleted when it goes", async () => {
+      await createNetwork({ "public-ip": "true" }).expect(200);
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      const azureLinks = await linked(EP);
+      expect(azureLinks.publicIpAddress).to.equal("198.51.100.200");
+      const [publicIp] = arm.publicIps();
+      expect(publicIp).to.deep.include({
+        name: `azure-vnet-${EP.slice(0, 12)}`,
+        ipAddress: "198.51.100.200",
+      });
+      expect(publicIp!.tags).to.deep.equal({ "created-by": "azure-vnet" });
+      expect(publicIp!.ipConfigurationId).to.match(
+        /\/networkInterfaces\/eth0-nic\/ipConfigurations\/ipconfig2$/,
+      );
+      const info = await post("/NetworkDriver.EndpointOperInfo", { NetworkID: NET, EndpointID: EP }).expect(
+        200,
+      );
+      expect(info.body.Value).to.deep.include({ "azure.link": "linked", "azure.publicIp": "198.51.100.200" });
+
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await unlinked();
+      expect(arm.publicIps()).to.deep.equal([]);
+      expect(arm.nic("eth0-nic").ipConfigurations[1]!.publicIpId).to.equal(undefined);
+    });
+
+    it("--driver-opt public-ip=<name> links an existing public IP and leaves it in place afterwards", async () => {
+      await createNetwork({}).expect(200);
+      await createEndpoint(EP, "10.1.0.5", { "public-ip": "azure-vnet-ownedbysomeone" }).expect(200);
+      const failed = await pollUntil("the missing public IP to be reported", async () => {
+        const azureLinks = await links(EP);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
+      expect(failed.error).to.contain("cannot read public IP azure-vnet-ownedbysomeone");
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await unlinked();
+
+      await createEndpoint(EP2, "10.1.0.6", { "public-ip": "true" }).expect(200);
+      const created = await linked(EP2);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP2 }).expect(200, {});
+      await unlinked();
+      expect(arm.publicIps()).to.deep.equal([]);
+      expect(created.publicIpAddress).to.equal("198.51.100.200");
+    });
+
+    it("--driver-opt lb-backend-pool puts the IP configuration into the backend pool and takes it out", async () => {
+      await createNetwork({}).expect(200);
+      await createEndpoint(EP, "10.1.0.6", { "lb-backend-pool": POOL_ID }).expect(200);
+      await linked(EP);
+      expect(arm.backendPoolMembers("lb1", "pool1")).to.have.length(1);
+      expect(arm.backendPoolMembers("lb1", "pool1")[0]).to.match(/\/ipConfigurations\/ipconfig3$/);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await unlinked();
+      expect(arm.backendPoolMembers("lb1", "pool1")).to.deep.equal([]);
+    });
+
+    it("a link that Azure refuses is retried and shown as failed meanwhile; the container is not held up", async () => {
+      arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
+      await createNetwork({ "lb-backend-pool": POOL_ID }).expect(200);
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      const failed = await pollUntil("the failure to show", async () => {
+        const azureLinks = await links(EP);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
+      expect(failed.error).to.contain("the Azure operation failed");
+      const info = await post("/NetworkDriver.EndpointOperInfo", { NetworkID: NET, EndpointID: EP }).expect(
+        200,
+      );
+      expect(info.body.Value["azure.link"]).to.match(/^failed: /);
+    });
+
+    const refusals: [string, () => ReturnType<typeof post>, string][] = [
+      [
+        "an unknown --driver-opt",
+        () => createEndpoint(EP, "10.1.0.5", { colour: "blue" }),
+        "unknown --driver-opt colour",
+      ],
+      [
+        "a public-ip that is neither true, false nor a resource",
+        () => createEndpoint(EP, "10.1.0.5", { "public-ip": "two please" }),
+        "--driver-opt public-ip=two please is not true, false, or a public IP",
+      ],
+      [
+        "a backend pool that is not a backend pool id",
+        () => createEndpoint(EP, "10.1.0.5", { "lb-backend-pool": "pool1" }),
+        '--driver-opt lb-backend-pool: "pool1" is not a backend pool id',
+      ],
+    ];
+    for (const [what, call, message] of refusals) {
+      it(`refuses ${what} before anything is recorded`, async () => {
+        await createNetwork({}).expect(200);
+        const res = await call().expect(400);
+        expect(res.body.Err).to.contain(message);
+        expect((await status()).endpoints).to.deep.equal([]);
+      });
+    }
+
+    it("refuses a network-wide existing public IP and public IPs on --internal networks", async () => {
+      const shared = await createNetwork({ "public-ip": "mine" }).expect(400);
+      expect(shared.body.Err).to.contain("-o public-ip=mine: one public IP cannot serve a whole network");
+      const internal = await createNetwork({ "public-ip": "true" }, true).expect(400);
+      expect(internal.body.Err).to.contain("--internal networks cannot have public IPs or load balancers");
+    });
+  });
+});
