@@ -252,9 +252,9 @@ export async function startAzureTestbed(
   try {
     vnet = await createVnet({ vms });
     const net = vnet;
-    const { updateNics } = await startAzureEndpoints(net, "vm1", dir);
+    const endpoints = await startAzureEndpoints(net, "vm1", dir);
     if (options.arm) {
-      const wiring = await startArmInVnet(net, dir, updateNics, options.arm);
+      const wiring = await startArmInVnet(net, dir, () => endpoints.updateNics(), options.arm);
       arm = wiring.arm;
       pluginArgs.push(...wiring.pluginArgs);
     }
