@@ -19,7 +19,13 @@ import { bridgeDataPath } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import { restoreDataPath, type RestoreReport } from "./restore.js";
 import { transparentDataPath } from "./transparent.js";
-import type { DriverState, EndpointRecord, NetworkMode, NetworkRecord } from "./driver-state.js";
+import type {
+  DriverState,
+  EndpointRecord,
+  NetworkMode,
+  NetworkRecord,
+  PendingUnlink,
+} from "./driver-state.js";
 import { containerMac } from "./names.js";
 import { dockerId, parseCreateNetwork, parseEndpointLinks } from "./network-options.js";
 import { deleteNetworkRules, enableForwarding, ensureNetworkRules, restoreSysctls } from "./network-setup.js";
@@ -293,10 +299,14 @@ export class NetworkDriver {
     this.deps.logger.warn("removed a network Docker no longer has", { networkId, reason });
   }
 
-  /** Networks and endpoints, for the operator's status view. */
-  summary(): { networks: NetworkRecord[]; endpoints: EndpointRecord[] } {
-    const { networks, endpoints } = this.deps.state.current.driver;
-    return { networks: Object.values(networks), endpoints: Object.values(endpoints) };
+  /** Networks, endpoints and Azure links being undone, for the operator's status view. */
+  summary(): { networks: NetworkRecord[]; endpoints: EndpointRecord[]; unlinks: PendingUnlink[] } {
+    const { networks, endpoints, unlinks } = this.deps.state.current.driver;
+    return {
+      networks: Object.values(networks),
+      endpoints: Object.values(endpoints),
+      unlinks: Object.values(unlinks),
+    };
   }
 
   private newNetworkRecord(request: ReturnType<typeof parseCreateNetwork>): NetworkRecord {

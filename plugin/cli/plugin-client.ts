@@ -4,13 +4,18 @@
  */
 import http from "node:http";
 import type { SubnetUsage } from "../../ipam-driver/allocator.js";
-import type { EndpointRecord, NetworkRecord } from "../../driver/driver-state.js";
+import type { EndpointRecord, NetworkRecord, PendingUnlink } from "../../driver/driver-state.js";
+import type { GrowthStatus } from "../../ipam-driver/pool-growth.js";
 
 /** What GET /status answers. */
 export type PluginStatus = {
   pool: SubnetUsage[];
   networks: NetworkRecord[];
   endpoints: EndpointRecord[];
+  /** Azure links of removed endpoints still being undone. */
+  unlinks: PendingUnlink[];
+  /** Pool growth through Azure, per NIC subnet (empty when growth is off). */
+  growth: GrowthStatus[];
   source: { name: string; location: string; lastError?: string; failures: number };
   stateFile: string;
 };
