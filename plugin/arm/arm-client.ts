@@ -36,8 +36,10 @@ export async function createNetworkClient(
   subscriptionId: string,
   options: ArmClientOptions,
 ): Promise<NetworkManagementClient> {
-  if (options.imdsUrl.replace(/\/$/, "") !== DEFAULT_IMDS)
-    process.env[IMDS_HOST_VARIABLE] ??= options.imdsUrl;
+  // Read by @azure/identity at the first token request, once per process (a trailing slash would
+  // double the path's).
+  const imds = options.imdsUrl.replace(/\/+$/, "");
+  if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
   const credential = options.identityClientId
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();

@@ -132,8 +132,9 @@ describe("Azure Resource Manager through the plugin", function () {
       for (const address of addresses) {
         expect(["10.1.0.6", ...grown.map((c) => c.privateIp)]).to.include(address.split("/")[0]);
       }
+      // Only the IMDS stand-in hands out this token. (@azure/identity caches tokens and the IMDS address
+      // process-wide, so which test's stand-in answered is not asserted.)
       expect(arm.requests.every((r) => r.authorization === `Bearer ${FAKE_MI_TOKEN}`)).to.equal(true);
-      expect(azure.requests.some((r) => r.path.startsWith("/metadata/identity/oauth2/token"))).to.equal(true);
       const growth = (await status()).growth[0]!;
       expect(growth).to.include({ state: "idle", added: 2 });
     });
