@@ -18,11 +18,15 @@ COPY plugin plugin/
 COPY driver driver/
 COPY ipam-driver ipam-driver/
 # Type declarations, source maps and documentation of the production dependencies are never loaded;
-# their licence files stay.
+# their licence files stay. Nor are the Azure SDK's builds for browsers and React Native, nor the
+# browser half of the identity library (Node loads the ESM builds and @azure/msal-node).
 RUN npx tsc -p packaging/tsconfig.build.json \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
   && find node_modules -type f ! -iname 'licen[cs]e*' \
        \( -name '*.d.ts' -o -name '*.d.[mc]ts' -o -name '*.map' -o -iname '*.md' \) -delete \
+  && find node_modules/@azure node_modules/@typespec -type d \
+       \( -path '*/dist/browser' -o -path '*/dist/react-native' -o -path '*/dist/workerd' \) -prune -exec rm -rf {} + \
+  && rm -rf node_modules/@azure/msal-browser \
   && mkdir -p /opt/azure-vnet \
   && cp -R package.json dist node_modules /opt/azure-vnet/
 
@@ -43,6 +47,7 @@ COPY --from=build /opt/azure-vnet/ /opt/azure-vnet/
 COPY packaging/plugin-entrypoint.sh /opt/azure-vnet/entrypoint.sh
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Fails the build when a tool, a library it loads or a module the plugin imports was left out; the
-# plugin's --help loads its whole module graph and exits.
-RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('iptables-restore', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help')"]
+# plugin's --help loads its whole module graph and exits; the Azure SDKs, loaded only on first use,
+# are loaded here once.
+RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('iptables-restore', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help'); run('node', '--input-type=module', '-e', 'await import(\\'/opt/azure-vnet/node_modules/@azure/arm-network/dist/esm/index.js\\'); await import(\\'/opt/azure-vnet/node_modules/@azure/identity/dist/esm/index.js\\')')"]
 ENTRYPOINT ["/opt/azure-vnet/entrypoint.sh"]

@@ -6,8 +6,7 @@
 import { readFile } from "node:fs/promises";
 import https from "node:https";
 import { rootCertificates } from "node:tls";
-import { NetworkManagementClient } from "@azure/arm-network";
-import { ManagedIdentityCredential } from "@azure/identity";
+import type { NetworkManagementClient } from "@azure/arm-network";
 import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../errors.js";
 
 /** The token audience of Azure Resource Manager (public cloud). */
@@ -40,6 +39,12 @@ export async function createNetworkClient(
   // double the path's).
   const imds = options.imdsUrl.replace(/\/+$/, "");
   if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
+  // Loaded on first use: the two SDKs cost about 70 MiB of memory, which a plugin that never talks to
+  // Azure Resource Manager should not pay.
+  const [{ NetworkManagementClient }, { ManagedIdentityCredential }] = await Promise.all([
+    import("@azure/arm-network"),
+    import("@azure/identity"),
+  ]);
   const credential = options.identityClientId
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();
