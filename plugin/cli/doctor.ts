@@ -96,6 +96,33 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     }
   }
 
+  if (status) {
+    for (const growth of status.growth) {
+      const where = `${growth.nic} (${growth.subnet})`;
+      if (growth.lastError) add("azure", "warn", `pool growth of ${where} failed: ${growth.lastError}`);
+      else
+        add(
+          "azure",
+          "ok",
+          `pool growth of ${where}: ${growth.state}, ${growth.added} added, ${growth.removed} given back`,
+        );
+    }
+    for (const endpoint of status.endpoints.filter((e) => e.azure?.state === "failed")) {
+      add(
+        "azure",
+        "warn",
+        `endpoint ${endpoint.id.slice(0, 12)} (${endpoint.address}) is not linked in Azure yet: ${endpoint.azure!.error} — the plugin retries; fix the cause, or remove the container`,
+      );
+    }
+    for (const unlink of status.unlinks.filter((u) => u.links.error)) {
+      add(
+        "azure",
+        "warn",
+        `the Azure links of removed endpoint ${unlink.endpointId.slice(0, 12)} (${unlink.address}) are not undone yet: ${unlink.links.error} — the plugin retries; fix the cause`,
+      );
+    }
+  }
+
   const networks = status?.networks ?? [];
   await attempt("forwarding", async () => {
     const forwarding = await readSysctl("net/ipv4/ip_forward");

@@ -1,9 +1,11 @@
 /**
- * `azure-vnet status`: the running plugin's view of the pool per NIC subnet, its networks and its
- * endpoints with their containers' names, as tables (default) or as JSON (`--json`).
+ * `azure-vnet status`: the running plugin's view of the pool per NIC subnet and its growth, its networks
+ * and its endpoints with their containers' names and Azure links, as tables (default) or as JSON
+ * (`--json`).
  */
 import { dockerNames } from "./docker-names.js";
 import { fetchStatus } from "./plugin-client.js";
+import type { AzureLinks } from "../../driver/driver-state.js";
 import { formatTable } from "./table.js";
 
 export async function statusCommand(options: {
@@ -59,7 +61,7 @@ export async function statusCommand(options: {
       ]),
     ),
     formatTable(
-      ["ENDPOINT", "CONTAINER", "NETWORK", "ADDRESS", "MAC", "HOST INTERFACE"],
+      ["ENDPOINT", "CONTAINER", "NETWORK", "ADDRESS", "MAC", "HOST INTERFACE", "AZURE"],
       status.endpoints.map((e) => [
         short(e.id),
         names.containers.get(e.id) ?? "-",
@@ -67,11 +69,44 @@ export async function statusCommand(options: {
         e.address,
         e.macAddress,
         e.hostInterface ?? "(not joined)",
+        e.azure ? azureLinksText(e.azure) : "-",
       ]),
     ),
   ];
+  if (status.growth.length > 0) {
+    sections.push(
+      formatTable(
+        ["GROWTH", "SUBNET", "STATE", "ADDED", "GIVEN BACK", "LAST ERROR"],
+        status.growth.map((g) => [
+          g.nic,
+          g.subnet,
+          g.state,
+          String(g.added),
+          String(g.removed),
+          g.lastError ?? "-",
+        ]),
+      ),
+    );
+  }
+  if (status.unlinks.length > 0) {
+    sections.push(
+      formatTable(
+        ["REMOVED ENDPOINT", "ADDRESS", "UNDOING IN AZURE"],
+        status.unlinks.map((u) => [short(u.endpointId), u.address, azureLinksText(u.links)]),
+      ),
+    );
+  }
   const source = status.source.lastError
     ? `pool source ${status.source.name} (${status.source.location}): failing ${status.source.failures} times: ${status.source.lastError}`
     : `pool source ${status.source.name} (${status.source.location}): ok`;
   return `${sections.join("\n")}\n${source}\nstate: ${status.stateFile}\n`;
+}
+
+/** "linked 198.51.100.200 +1 lb pool", "failed: <why>". */
+function azureLinksText(links: AzureLinks): string {
+  const parts: string[] = [links.state];
+  if (links.publicIpAddress) parts.push(links.publicIpAddress);
+  else if (links.publicIp) parts.push("public IP");
+  if (links.backendPools.length > 0) parts.push(`+${links.backendPools.length} lb pool`);
+  return parts.join(" ") + (links.error ? `: ${links.error}` : "");
 }

@@ -12,7 +12,13 @@ import { join } from "node:path";
 import type { PluginConfig } from "../../plugin/config.js";
 import { startFakeArm, FAKE_MI_TOKEN, type FakeArm, type FakeArmNic } from "../helpers/fake-arm.js";
 import { startFakeAzure, FAKE_COMPUTE, type FakeAzure, type FakeAzureNics } from "../helpers/fake-azure.js";
-import { ETH0_MAC, startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import {
+  cli,
+  ETH0_MAC,
+  startPlugin,
+  twoNicPool,
+  type PluginUnderTest,
+} from "../helpers/plugin-under-test.js";
 import { pollUntil as pollUntilWithin } from "../helpers/run.js";
 import { createTestCa, type TestCa } from "../helpers/test-ca.js";
 
@@ -180,6 +186,21 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(refused.body.Err).to.contain("grant the VM's managed identity");
       expect(ipConfigurationCount()).to.equal(3);
       expect((await eth0()).free).to.deep.equal([]);
+      const operatorView = [
+        "--socket",
+        plugin!.socketPath,
+        "--docker-socket",
+        join(plugin!.dir, "none.sock"),
+      ];
+      const table = await cli(["status", ...operatorView]);
+      expect(table.stdout).to.match(/GROWTH +SUBNET +STATE/);
+      expect(table.stdout).to.match(
+        /eth0 +10\.1\.0\.0\/24 +waiting after a failure +0 +0 +cannot add IP configurations/,
+      );
+      const doctor = await cli(["doctor", ...operatorView]);
+      expect(doctor.stdout).to.contain(
+        "WARN  azure: pool growth of eth0 (10.1.0.0/24) failed: cannot add IP configurations",
+      );
       // Once the permission is granted, the next container start grows the pool.
       await requestAddress(poolId).expect(200);
       expect(ipConfigurationCount()).to.equal(5);
@@ -361,6 +382,18 @@ describe("Azure Resource Manager through the plugin", function () {
         200,
       );
       expect(info.body.Value["azure.link"]).to.match(/^failed: /);
+      const operatorView = [
+        "--socket",
+        plugin!.socketPath,
+        "--docker-socket",
+        join(plugin!.dir, "none.sock"),
+      ];
+      expect((await cli(["status", ...operatorView])).stdout).to.match(
+        /10\.1\.0\.5 .* failed \+1 lb pool: cannot change the IP configuration of 10\.1\.0\.5/,
+      );
+      expect((await cli(["doctor", ...operatorView])).stdout).to.contain(
+        "WARN  azure: endpoint e1e2e3e4e5e6 (10.1.0.5) is not linked in Azure yet",
+      );
     });
 
     const refusals: [string, () => ReturnType<typeof post>, string][] = [

@@ -3,23 +3,8 @@
  * level at run time with `log-level`, and the Prometheus metrics.
  */
 import { expect } from "chai";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { rawPost, startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
-
-const MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { cli, rawPost, startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
 
 describe("operator view", function () {
   this.timeout(20_000);

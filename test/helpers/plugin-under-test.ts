@@ -2,10 +2,12 @@
  * Runs the real plugin service on a temporary unix socket and state directory for API tests, with a
  * fake host (two NICs, eth0 and eth1) and a pool from a file or from the Azure stand-in.
  */
+import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import supertest from "supertest";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
 import { loadConfig, type PluginConfig } from "../../plugin/config.js";
@@ -126,5 +128,19 @@ export function rawPost(
     );
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+const MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
+
+/** Runs the `azure-vnet` command line (status, doctor, log-level, ...) as a child process. */
+export function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
