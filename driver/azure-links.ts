@@ -37,6 +37,8 @@ export class AzureLinker {
     private readonly state: StateFile<PluginState>,
     private readonly editor: LinkEditor,
     private readonly logger: Logger,
+    /** Called once an endpoint's public IP is associated in Azure. */
+    private readonly onPublicIpLinked: (networkId: string, address: string) => Promise<void>,
     private readonly retryDelaysMs: readonly number[] = RETRY_DELAYS_MS,
   ) {}
 
@@ -115,6 +117,8 @@ export class AzureLinker {
       ...(current.publicIpId ? { publicIpId: current.publicIpId } : {}),
       addBackendPools: current.backendPools,
     });
+    // Outbound NAT changes first, so "linked" means the container's traffic already uses its public IP.
+    if (current.publicIpId) await this.onPublicIpLinked(endpoint.networkId, endpoint.address);
     await this.updateLinks(endpointId, { state: "linked", error: undefined });
   }
 

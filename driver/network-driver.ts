@@ -14,7 +14,7 @@ import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../plugin/request-fields.js";
 import { SerialQueue } from "../plugin/serial-queue.js";
 import type { StateFile } from "../plugin/state-file.js";
-import type { AzureLinker } from "./azure-links.js";
+import { AzureLinker, type LinkEditor } from "./azure-links.js";
 import { bridgeDataPath } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import { restoreDataPath, type RestoreReport } from "./restore.js";
@@ -28,7 +28,13 @@ import type {
 } from "./driver-state.js";
 import { containerMac } from "./names.js";
 import { dockerId, parseCreateNetwork, parseEndpointLinks } from "./network-options.js";
-import { deleteNetworkRules, enableForwarding, ensureNetworkRules, restoreSysctls } from "./network-setup.js";
+import {
+  deleteNetworkRules,
+  enableForwarding,
+  ensureNetworkRules,
+  refreshNatRules,
+  restoreSysctls,
+} from "./network-setup.js";
 import type {
   CapabilitiesResponse,
   CreateEndpointResponse,
@@ -44,7 +50,7 @@ export type NetworkDriverDeps = {
   inventory: () => Inventory | undefined;
   dataPaths?: Partial<Record<NetworkMode, DataPath>>;
   /** Links endpoints to public IPs and load balancers in Azure; without it, such options are refused. */
-  linker?: AzureLinker;
+  linkEditor?: LinkEditor;
   now?: () => Date;
 };
 
@@ -54,10 +60,17 @@ export class NetworkDriver {
   private readonly queue = new SerialQueue();
   private readonly dataPaths: Record<NetworkMode, DataPath>;
   private readonly now: () => Date;
+  /** Does the Azure side of endpoints in the background; see azure-links.ts. */
+  readonly linker: AzureLinker | undefined;
 
   constructor(private readonly deps: NetworkDriverDeps) {
     this.dataPaths = { transparent: transparentDataPath, bridge: bridgeDataPath, ...deps.dataPaths };
     this.now = deps.now ?? (() => new Date());
+    this.linker =
+      deps.linkEditor &&
+      new AzureLinker(deps.state, deps.linkEditor, deps.logger, (networkId, address) =>
+        this.refreshOutboundNat(networkId, address),
+      );
   }
 
   /** At start, before serving: re-verifies the host against the records (see restore.ts). */
@@ -94,7 +107,7 @@ export class NetworkDriver {
       try {
         await enableForwarding(this.deps.host, savedSysctls);
         await dataPath.setupNetwork(this.deps.host, network, state);
-        await ensureNetworkRules(this.deps.host, network, dataPath.trafficPath(network));
+        await ensureNetworkRules(this.deps.host, network, dataPath.trafficPath(network), state);
         await this.deps.state.update((draft) => {
           draft.driver.networks[network.id] = network;
           draft.driver.savedSysctls = savedSysctls;
@@ -132,7 +145,7 @@ export class NetworkDriver {
         if (Object.keys(draft.driver.networks).length === 0) draft.driver.savedSysctls = {};
         return removed.filter((e) => e.azure).map((e) => e.id);
       });
-      for (const endpointId of unlinked) void this.deps.linker?.unlink(endpointId);
+      for (const endpointId of unlinked) void this.linker?.unlink(endpointId);
       return {};
     });
   }
@@ -145,7 +158,7 @@ export class NetworkDriver {
     return this.queue.run(async () => {
       const network = this.network(networkId);
       const links = parseEndpointLinks(body, network.azureLinks);
-      if (links && !this.deps.linker) {
+      if (links && !this.linker) {
         throw new InvalidParameterError("public IPs and load balancers are not available in this plugin", {
           hint: "run the plugin as a service with access to Azure Resource Manager",
         });
@@ -185,7 +198,7 @@ export class NetworkDriver {
           recordEndpointOwner(draft.ipam, endpoint.address, endpointId);
         });
         // Azure can take minutes; the container starts meanwhile and the link follows.
-        if (links) void this.deps.linker?.link(endpointId);
+        if (links) void this.linker?.link(endpointId);
       }
       // Only what Docker left empty may be filled in; echoing its own values back fails the endpoint.
       return requestedMac ? {} : { Interface: { MacAddress: macAddress } };
@@ -225,7 +238,8 @@ export class NetworkDriver {
       if (network)
         await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
       await this.deps.state.update((draft) => forgetEndpoint(draft.driver, endpoint, network));
-      if (endpoint.azure) void this.deps.linker?.unlink(endpointId);
+      if (endpoint.azure?.publicIpId) await this.refreshSubnetNat(networkId);
+      if (endpoint.azure) void this.linker?.unlink(endpointId);
       return {};
     });
   }
@@ -297,6 +311,22 @@ export class NetworkDriver {
     if (!this.deps.state.current.driver.networks[networkId]) return;
     await this.deleteNetwork({ NetworkID: networkId });
     this.deps.logger.warn("removed a network Docker no longer has", { networkId, reason });
+  }
+
+  /** A container's public IP came or went: its outbound traffic keeps or loses its own address. */
+  private refreshOutboundNat(networkId: string, linking?: string): Promise<void> {
+    return this.queue.run(() => this.refreshSubnetNat(networkId, linking));
+  }
+
+  /** Rewrites the nat chain of every network on the NIC subnet of `networkId`. */
+  private async refreshSubnetNat(networkId: string, linking?: string): Promise<void> {
+    const driver = this.deps.state.current.driver;
+    const changed = driver.networks[networkId];
+    if (!changed) return;
+    for (const network of Object.values(driver.networks)) {
+      if (network.subnet === changed.subnet && network.macAddress === changed.macAddress)
+        await refreshNatRules(this.deps.host, network, driver, linking);
+    }
   }
 
   /** Networks, endpoints and Azure links being undone, for the operator's status view. */

@@ -1,12 +1,13 @@
 /**
  * A network's host changes that do not depend on its containers: IPv4 forwarding, a filter chain that
  * lets (or, for --internal, stops) container traffic through FORWARD, and a nat chain that source-NATs
- * traffic leaving the VNet's ranges to the NIC's primary IP. All rules live in chains the plugin owns;
- * the built-in chains only get one commented jump each.
+ * traffic leaving the VNet's ranges to the NIC's primary IP, except from containers with a public IP of
+ * their own (Azure translates theirs). All rules live in chains the plugin owns; the built-in chains
+ * only get one commented jump each.
  */
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
 import { keepGoing } from "../plugin/keep-going.js";
-import type { NetworkRecord } from "./driver-state.js";
+import type { DriverState, NetworkRecord } from "./driver-state.js";
 import { forwardChainName, natChainName, ruleComment } from "./names.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
@@ -25,10 +26,14 @@ export type TrafficPath = {
   toContainers: string[];
 };
 
-/** The nat chain's rules: keep the container's address inside the VNet's ranges, SNAT the rest. */
-export function natRules(network: NetworkRecord): string[][] {
+/**
+ * The nat chain's rules: keep the container's address inside the VNet's ranges, SNAT the rest, but not
+ * from `ownPublicIp` addresses: Azure sends their traffic out under their own public IP.
+ */
+export function natRules(network: NetworkRecord, ownPublicIp: string[] = []): string[][] {
   return [
     ["-s", `${network.primary}/32`, "-j", "RETURN"],
+    ...ownPublicIp.map((address) => ["-s", `${address}/32`, "-j", "RETURN"]),
     ...[network.subnet, AZURE_DNS, ...network.vnetRanges].map((range) => ["-d", range, "-j", "RETURN"]),
     ["-j", "SNAT", "--to-source", network.primary],
   ];
@@ -69,17 +74,46 @@ function networkJumps(network: NetworkRecord, path: TrafficPath): Jump[] {
   return jumps;
 }
 
+/**
+ * Addresses in the network's NIC subnet whose IP configuration has a public IP in Azure. Every network
+ * on that subnet lists them all: each one's nat chain sees the whole subnet's traffic.
+ */
+export function ownPublicIpAddresses(driver: DriverState, network: NetworkRecord): string[] {
+  const sameSubnet = (id: string) =>
+    driver.networks[id]?.subnet === network.subnet && driver.networks[id]?.macAddress === network.macAddress;
+  return Object.values(driver.endpoints)
+    .filter((e) => sameSubnet(e.networkId) && e.azure?.state === "linked" && e.azure.publicIpId)
+    .map((e) => e.address);
+}
+
 /** Makes the network's chains and jumps exactly what they should be; safe to repeat. */
 export async function ensureNetworkRules(
   host: HostNetwork,
   network: NetworkRecord,
   path: TrafficPath,
+  driver: DriverState,
 ): Promise<void> {
   await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network, path));
-  if (!network.internal) await host.setChainRules("nat", natChainName(network.id), natRules(network));
+  await refreshNatRules(host, network, driver);
   for (const jump of networkJumps(network, path)) {
     await host.ensureJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id));
   }
+}
+
+/**
+ * Rewrites the network's nat chain, as when a container's public IP came or went; `linking` adds an
+ * address whose public IP is in place but not yet recorded as linked.
+ */
+export async function refreshNatRules(
+  host: HostNetwork,
+  network: NetworkRecord,
+  driver: DriverState,
+  linking?: string,
+): Promise<void> {
+  if (network.internal) return;
+  const own = ownPublicIpAddresses(driver, network);
+  if (linking && !own.includes(linking)) own.push(linking);
+  await host.setChainRules("nat", natChainName(network.id), natRules(network, own));
 }
 
 /** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */

@@ -61,7 +61,7 @@ export async function restoreDataPath(
     await attempt(`network ${network.id.slice(0, 12)}`, async () => {
       await enableForwarding(host, driver.savedSysctls);
       await dataPath.setupNetwork(host, network, driver);
-      await ensureNetworkRules(host, network, dataPath.trafficPath(network));
+      await ensureNetworkRules(host, network, dataPath.trafficPath(network), driver);
     });
     report.networks += 1;
   }

@@ -6,7 +6,6 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { AzureLinker } from "../driver/azure-links.js";
 import { NetworkDriver } from "../driver/network-driver.js";
 import { InventoryRefresher } from "../ipam-driver/inventory-refresher.js";
 import type { Inventory } from "../ipam-driver/inventory.js";
@@ -100,12 +99,17 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
             }
           : undefined,
     });
-    const linker = new AzureLinker(state, azure, logger);
-    const network = new NetworkDriver({ state, host, logger, linker, inventory: () => refresher.current });
+    const network = new NetworkDriver({
+      state,
+      host,
+      logger,
+      linkEditor: azure,
+      inventory: () => refresher.current,
+    });
     await network.restore().catch((error: unknown) => {
       logger.error("could not verify the data path at start", { error: (error as Error).message });
     });
-    linker.resume();
+    network.linker?.resume();
     // Loaded only when asked for: prom-client costs memory a plugin without metrics need not pay.
     const metrics = config.metricsAddress
       ? new (await import("./metrics.js")).Metrics(() => ipam.usage())
@@ -157,7 +161,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
         metricsServer?.close();
         ipam.growth?.stop();
         await reconciler.stop();
-        await linker.stop();
+        await network.linker?.stop();
         await shutdown(server, refresher, lock, config.socketPath);
       },
     };

@@ -11,7 +11,7 @@ import type { Dockerd } from "../helpers/dockerd.js";
 import type { FakeArm } from "../helpers/fake-arm.js";
 import { FAKE_COMPUTE } from "../helpers/fake-azure.js";
 import { pollUntil } from "../helpers/run.js";
-import type { Vnet } from "../helpers/vnet.js";
+import { INET_HOST_IP, type Vnet } from "../helpers/vnet.js";
 
 const INITIAL = ["10.1.0.5", "10.1.0.6"];
 const VM1 = { name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: INITIAL };
@@ -125,6 +125,15 @@ describe("e2e: Azure Resource Manager: pool growth, public IPs, load-balancer po
       "http://169.254.169.254/metadata/instance/network?api-version=2021-02-01",
     ]);
     expect(imds.stdout, "IMDS reports the association").to.contain(`"publicIpAddress":"${publicIp}"`);
+    const recorder = await vnet.startTcpRecorder("inet", INET_HOST_IP, 9093);
+    try {
+      await dockerOk("exec", "p1", "sh", "-c", `echo hi | nc ${INET_HOST_IP} 9093`);
+      const [connection] = await recorder.waitForConnections(1);
+      const nat = await vnet.exec("vm1", ["iptables", "-t", "nat", "-S"]);
+      expect(connection!.remoteAddress, `its traffic leaves under its own public IP\n${nat.stdout}`).to.equal(publicIp);
+    } finally {
+      await recorder.close();
+    }
 
     await dockerOk("rm", "-f", "p1");
     await unlinked();
