@@ -100,14 +100,14 @@ export function armFailure(action: string, error: unknown): PluginError {
     });
   }
   if (failure.statusCode === 403) {
-    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(detail);
-    return new UnavailableError(
-      `cannot ${action}: Azure refused (${failure.code ?? "403"})${missing ? `: the VM's identity lacks ${missing[1]}` : ""}`,
-      {
-        hint: `grant the VM's managed identity ${missing ? missing[1] : "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
-        cause: error,
-      },
-    );
+    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(
+      detail,
+    )?.[1];
+    const lacking = missing ? `: the VM's identity lacks ${missing}` : "";
+    return new UnavailableError(`cannot ${action}: Azure refused (${failure.code ?? "403"})${lacking}`, {
+      hint: `grant the VM's managed identity ${missing ?? "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
+      cause: error,
+    });
   }
   if (failure.statusCode === 429) {
     const seconds = Number(failure.response?.headers.get("retry-after") ?? "");

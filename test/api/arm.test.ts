@@ -7,8 +7,10 @@
  */
 import { expect } from "chai";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NetworkManagementClient } from "@azure/arm-network";
 import type { PluginConfig } from "../../plugin/config.js";
 import { startFakeArm, FAKE_MI_TOKEN, type FakeArm, type FakeArmNic } from "../helpers/fake-arm.js";
 import { startFakeAzure, FAKE_COMPUTE, type FakeAzure, type FakeAzureNics } from "../helpers/fake-azure.js";
@@ -35,6 +37,7 @@ type Status = {
   pool: { nic: string; free: string[]; inUse: string[] }[];
   growth: { state: string; added: number; removed: number; lastError?: string; retryAt?: string }[];
   endpoints: { id: string; azure?: { state: string; publicIpAddress?: string; error?: string } }[];
+  unlinks: { endpointId: string; links: { error?: string } }[];
 };
 
 describe("Azure Resource Manager through the plugin", function () {
@@ -269,6 +272,44 @@ describe("Azure Resource Manager through the plugin", function () {
       expect((await status()).growth[0]!.removed).to.be.greaterThan(0);
     });
 
+    it("says which NIC Azure does not know, and when Azure lists no NIC of this VM at all", async () => {
+      await growing();
+      const eth1Pool = (await post("/IpamDriver.RequestPool", { Pool: "10.2.0.0/24" }).expect(200)).body
+        .PoolID as string;
+      await requestAddress(eth1Pool).expect(200);
+      await requestAddress(eth1Pool).expect(200);
+      const unknown = await requestAddress(eth1Pool).expect(503);
+      expect(unknown.body.Err).to.contain(
+        "cannot add IP configurations to NIC 00:0d:3a:00:00:02: no NIC of this VM in Azure has MAC 00:0d:3a:00:00:02",
+      );
+
+      await plugin!.stop();
+      arm.setNic({ ...initialNic(), vmName: "another-vm" });
+      await growing();
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      const none = await requestAddress(poolId).expect(503);
+      expect(none.body.Err).to.contain(
+        "Azure lists no NICs attached to VM /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+      );
+    });
+
+    it("refuses to guess a subnet when Azure's NIC has no IP configuration in the pool's subnet", async () => {
+      nics.interfaces[1]!.subnets[0] = {
+        prefix: "10.1.0.128/25",
+        primaryAddress: "10.1.0.132",
+        secondaryAddresses: ["10.1.0.133"],
+      };
+      await growing();
+      const poolId = (await post("/IpamDriver.RequestPool", { Pool: "10.1.0.128/25" }).expect(200)).body
+        .PoolID as string;
+      await requestAddress(poolId).expect(200);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain("NIC eth0-nic has no IP configuration in 10.1.0.128/25 in Azure");
+      expect(ipConfigurationCount()).to.equal(3);
+    });
+
     it("is off by default: an empty pool fails at once and ARM is never asked", async () => {
       await start();
       const poolId = await requestPool();
@@ -340,22 +381,47 @@ describe("Azure Resource Manager through the plugin", function () {
     });
 
     it("--driver-opt public-ip=<name> links an existing public IP and leaves it in place afterwards", async () => {
-      await createNetwork({}).expect(200);
-      await createEndpoint(EP, "10.1.0.5", { "public-ip": "azure-vnet-ownedbysomeone" }).expect(200);
-      const failed = await pollUntil("the missing public IP to be reported", async () => {
-        const azureLinks = await links(EP);
-        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      const agent = new https.Agent({ ca: await readFile(ca.caFile, "utf8") });
+      const operator = new NetworkManagementClient(
+        {
+          getToken: () =>
+            Promise.resolve({ token: FAKE_MI_TOKEN, expiresOnTimestamp: Date.now() + 3600_000 }),
+        },
+        subscriptionId,
+        {
+          endpoint: arm.url,
+          additionalPolicies: [
+            {
+              position: "perCall",
+              policy: {
+                name: "test-ca",
+                sendRequest: (request, next) => next(Object.assign(request, { agent })),
+              },
+            },
+          ],
+        },
+      );
+      await operator.publicIPAddresses.beginCreateOrUpdateAndWait(resourceGroupName, "shared-ip", {
+        location: FAKE_COMPUTE.location,
+        sku: { name: "Standard" },
+        publicIPAllocationMethod: "Static",
       });
-      expect(failed.error).to.contain("cannot read public IP azure-vnet-ownedbysomeone");
+      agent.destroy();
+      await createNetwork({}).expect(200);
+      await createEndpoint(EP, "10.1.0.5", { "public-ip": "shared-ip" }).expect(200);
+      expect((await linked(EP)).publicIpAddress).to.equal("198.51.100.200");
+      expect(arm.publicIps()[0]!.ipConfigurationId).to.match(/\/ipconfig2$/);
       await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
       await unlinked();
+      expect(arm.publicIps(), "not the plugin's to delete").to.have.length(1);
+      expect(arm.publicIps()[0]!.ipConfigurationId).to.equal(undefined);
 
-      await createEndpoint(EP2, "10.1.0.6", { "public-ip": "true" }).expect(200);
-      const created = await linked(EP2);
-      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP2 }).expect(200, {});
-      await unlinked();
-      expect(arm.publicIps()).to.deep.equal([]);
-      expect(created.publicIpAddress).to.equal("198.51.100.200");
+      await createEndpoint(EP2, "10.1.0.6", { "public-ip": "missing-ip" }).expect(200);
+      const failed = await pollUntil("the missing public IP to be reported", async () => {
+        const azureLinks = await links(EP2);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
+      expect(failed.error).to.contain("cannot read public IP missing-ip");
     });
 
     it("--driver-opt lb-backend-pool puts the IP configuration into the backend pool and takes it out", async () => {
@@ -367,6 +433,33 @@ describe("Azure Resource Manager through the plugin", function () {
       await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
       await unlinked();
       expect(arm.backendPoolMembers("lb1", "pool1")).to.deep.equal([]);
+    });
+
+    it("a backend pool Azure does not have: the link fails with ARM's reason", async () => {
+      await createNetwork({}).expect(200);
+      await createEndpoint(EP, "10.1.0.5", { "lb-backend-pool": POOL_ID.replace("pool1", "pool2") }).expect(
+        200,
+      );
+      const failed = await pollUntil("the failure to show", async () => {
+        const azureLinks = await links(EP);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
+      expect(failed.error).to.contain(
+        "cannot change the IP configuration of 10.1.0.5: Azure rejected the change (InvalidResourceReference)",
+      );
+      expect(arm.nic("eth0-nic").ipConfigurations[1]!.backendPoolIds).to.deep.equal([]);
+    });
+
+    it("an address Azure's NIC does not hold cannot be linked, and needs no unlinking", async () => {
+      await createNetwork({}).expect(200);
+      await createEndpoint(EP, "10.1.0.7", { "lb-backend-pool": POOL_ID }).expect(200);
+      const failed = await pollUntil("the failure to show", async () => {
+        const azureLinks = await links(EP);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
+      expect(failed.error).to.contain("NIC eth0-nic has no IP configuration with 10.1.0.7 in Azure");
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await unlinked();
     });
 
     it("a link that Azure refuses is retried and shown as failed meanwhile; the container is not held up", async () => {
@@ -394,6 +487,25 @@ describe("Azure Resource Manager through the plugin", function () {
       expect((await cli(["doctor", ...operatorView])).stdout).to.contain(
         "WARN  azure: endpoint e1e2e3e4e5e6 (10.1.0.5) is not linked in Azure yet",
       );
+    });
+
+    it("links and unlinks that a restart interrupted are finished after it", async () => {
+      await createNetwork({ "public-ip": "true" }).expect(200);
+      arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      await pollUntil("the link to fail once", async () =>
+        (await links(EP))?.state === "failed" ? true : undefined,
+      );
+      await plugin!.restart();
+      expect((await linked(EP)).publicIpAddress).to.equal("198.51.100.200");
+
+      arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await pollUntil("the unlink to fail once", async () => (await status()).unlinks[0]?.links.error);
+      expect(arm.publicIps(), "not deleted while still associated").to.have.length(1);
+      await plugin!.restart();
+      await unlinked();
+      expect(arm.publicIps()).to.deep.equal([]);
     });
 
     const refusals: [string, () => ReturnType<typeof post>, string][] = [

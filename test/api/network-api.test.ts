@@ -174,7 +174,7 @@ describe("NetworkDriver API over the unix socket", () => {
       [
         "an unknown -o",
         createBody({}, { colour: "blue" }),
-        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=..., imds=...",
+        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=..., imds=..., public-ip=..., lb-backend-pool=...",
       ],
       [
         "an unknown mode",

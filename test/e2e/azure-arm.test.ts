@@ -130,7 +130,9 @@ describe("e2e: Azure Resource Manager: pool growth, public IPs, load-balancer po
       await dockerOk("exec", "p1", "sh", "-c", `echo hi | nc ${INET_HOST_IP} 9093`);
       const [connection] = await recorder.waitForConnections(1);
       const nat = await vnet.exec("vm1", ["iptables", "-t", "nat", "-S"]);
-      expect(connection!.remoteAddress, `its traffic leaves under its own public IP\n${nat.stdout}`).to.equal(publicIp);
+      expect(connection!.remoteAddress, `its traffic leaves under its own public IP\n${nat.stdout}`).to.equal(
+        publicIp,
+      );
     } finally {
       await recorder.close();
     }
