@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io iptables busybox-static iproute2 util-linux docker-registry systemd)
+packages=(docker.io iptables busybox-static iproute2 util-linux docker-registry systemd openssl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
