@@ -69,7 +69,7 @@ describe("e2e: status and doctor on the VM", function () {
       /^eth0\s+10\.1\.0\.0\/24\s+10\.1\.0\.4\s+10\.1\.0\.1\s+2\s+1\s+10\.1\.0\.6\s+-$/m,
     );
     expect(out.stdout).to.match(/^\w{12}\s+vnet\s+transparent\s+eth0\s+10\.1\.0\.0\/24\s+no\s+blocked$/m);
-    expect(out.stdout).to.match(/^\w{12}\s+web\s+vnet\s+10\.1\.0\.6\s+0a:58:0a:01:00:06\s+az\w{13}$/m);
+    expect(out.stdout).to.match(/^\w{12}\s+web\s+vnet\s+10\.1\.0\.6\s+0a:58:0a:01:00:06\s+az\w{13}\s+-$/m);
     expect(out.stdout).to.contain(
       "pool source imds (http://169.254.169.254/metadata/instance/network?api-version=2021-02-01): ok",
     );
