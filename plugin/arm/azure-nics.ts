@@ -21,8 +21,8 @@ import { armFailure, createNetworkClient, type ArmClientOptions } from "./arm-cl
 
 /** Names of the IP configurations and public IPs the plugin creates; only those it ever removes. */
 export const OWNED_PREFIX = "azure-vnet-";
-/** Tag on public IPs the plugin created, so an operator can tell them apart. */
-export const OWNER_TAG = { "created-by": "azure-vnet" };
+/** Tag on public IPs the plugin created, so an operator can tell them apart (with the VM's id). */
+const OWNER_TAG = "created-by";
 const COMPUTE_PATH = "/metadata/instance/compute?api-version=2021-02-01";
 
 export type AzureNicsOptions = ArmClientOptions & {
@@ -167,7 +167,7 @@ export class AzureNics {
         sku: { name: "Standard" },
         publicIPAllocationMethod: "Static",
         publicIPAddressVersion: "IPv4",
-        tags: OWNER_TAG,
+        tags: { [OWNER_TAG]: "azure-vnet", vm: vm.vmId },
       });
       return { id: created.id!, address: created.ipAddress ?? "" };
     } catch (error) {

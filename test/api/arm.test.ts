@@ -365,7 +365,10 @@ describe("Azure Resource Manager through the plugin", function () {
         name: `azure-vnet-${EP.slice(0, 12)}`,
         ipAddress: "198.51.100.200",
       });
-      expect(publicIp!.tags).to.deep.equal({ "created-by": "azure-vnet" });
+      expect(publicIp!.tags).to.deep.equal({
+        "created-by": "azure-vnet",
+        vm: `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroupName}/providers/Microsoft.Compute/virtualMachines/vm1`,
+      });
       expect(publicIp!.ipConfigurationId).to.match(
         /\/networkInterfaces\/eth0-nic\/ipConfigurations\/ipconfig2$/,
       );
