@@ -161,4 +161,21 @@ describe("e2e: Azure Resource Manager: pool growth, public IPs, load-balancer po
     expect(arm.backendPoolMembers("lb1", "pool1")).to.deep.equal([]);
     await dockerOk("network", "rm", "balanced");
   });
+
+  it("docker network connect --driver-opt links one container: the options reach the plugin through dockerd", async () => {
+    await dockerOk("create", "--name", "d1", "busybox:local", "sleep", "600");
+    await dockerOk("network", "connect", "--driver-opt", `lb-backend-pool=${BACKEND_POOL}`, "vnet", "d1");
+    await dockerOk("start", "d1");
+    const address = await dockerOk(
+      "inspect",
+      "-f",
+      '{{with index .NetworkSettings.Networks "vnet"}}{{.IPAddress}}{{end}}',
+      "d1",
+    );
+    await linkedAt(address);
+    expect(arm.backendPoolMembers("lb1", "pool1")).to.have.length(1);
+    await dockerOk("rm", "-f", "d1");
+    await unlinked();
+    expect(arm.backendPoolMembers("lb1", "pool1")).to.deep.equal([]);
+  });
 });
