@@ -1,6 +1,7 @@
 // The `npm run bench -- <name>` command: parses the benchmark name and options, checks for root, runs
 // the chosen benchmarks one after another and prints the sections each wrote into docs/benchmarks.md.
 import { parseArgs } from "node:util";
+import { runArmBench } from "./arm.js";
 import { MissingPrerequisite } from "./bench-image.js";
 import { runControlBench } from "./control.js";
 import { runDatapathBench } from "./datapath.js";
@@ -9,11 +10,12 @@ import { BENCH_NAMES, REPORT_PATH, type BenchName } from "./report.js";
 import { runScaleBench } from "./scale.js";
 import { teardownOnSignals } from "./testbed.js";
 
-const USAGE = `usage: npm run bench -- <datapath|control|scale|ipam|all> [--rounds N] [--seconds N] [--pairs N]
+const USAGE = `usage: npm run bench -- <datapath|control|scale|ipam|arm|all> [--rounds N] [--seconds N] [--pairs N]
   datapath  iperf3 throughput and ping RTT to vm2: VM, azure transparent/bridge, Docker bridge (--rounds 5, --seconds 5)
   control   docker run --rm on an azure network vs a Docker bridge network, alternating (--pairs 40)
   scale     250 containers on one VM: start time, plugin memory and CPU, pool full again (--rounds 2)
   ipam      RequestAddress/ReleaseAddress per second through the socket, durable state (--rounds 5)
+  arm       32 containers on a NIC of 4 secondary IPs that the plugin grows through the ARM stand-in
   all       every one of them, in that order
 Needs root (network namespaces, dockerd). Writes its tables into docs/benchmarks.md.
 `;
@@ -83,6 +85,8 @@ function runOne(bench: BenchName, options: Options): Promise<string> {
       return runScaleBench({ rounds: options.rounds ?? 2 });
     case "ipam":
       return runIpamBench({ rounds: options.rounds ?? 5 });
+    case "arm":
+      return runArmBench();
   }
 }
 

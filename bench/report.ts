@@ -7,7 +7,7 @@ import { availableParallelism, release, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as prettier from "prettier";
 
-export const BENCH_NAMES = ["datapath", "control", "scale", "ipam"] as const;
+export const BENCH_NAMES = ["datapath", "control", "scale", "ipam", "arm"] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 /** The document, found from the compiled file's place (dist/bench/report.js). */
@@ -18,6 +18,7 @@ const TITLES: Record<BenchName, string> = {
   control: "2. Control plane: `docker run --rm` on an azure network against a Docker bridge network",
   scale: "3. Scale: 250 containers on one VM",
   ipam: "4. IPAM throughput through the socket, with durable state",
+  arm: "5. Pool growth through Azure Resource Manager",
 };
 
 const SKELETON = `# Benchmarks
