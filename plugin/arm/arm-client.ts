@@ -1,12 +1,13 @@
 /**
- * Azure Resource Manager access: the @azure/arm-network client signed in with the VM's managed identity,
- * and the translation of ARM's failures into plugin errors that say what to do (the permission the
- * identity lacks, when throttling ends, why an operation failed).
+ * Azure Resource Manager access: the two @azure/arm-network operation groups the plugin uses, signed in
+ * with the VM's managed identity, and the translation of ARM's failures into plugin errors that say what
+ * to do (the permission the identity lacks, when throttling ends, why an operation failed).
  */
 import { readFile } from "node:fs/promises";
 import https from "node:https";
 import { rootCertificates } from "node:tls";
-import type { NetworkManagementClient } from "@azure/arm-network";
+import type { NetworkInterfaces, PublicIPAddresses } from "@azure/arm-network";
+import type { ServiceClientOptions } from "@azure/core-client";
 import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../errors.js";
 
 /** The token audience of Azure Resource Manager (public cloud). */
@@ -31,19 +32,38 @@ export type ArmClientOptions = {
   imdsUrl: string;
 };
 
+/** The parts of @azure/arm-network's NetworkManagementClient the plugin calls. */
+export type NetworkClient = { networkInterfaces: NetworkInterfaces; publicIPAddresses: PublicIPAddresses };
+
+/** The SDK's version, pinned exactly: the operation modules below are loaded by their place in it. */
+const ARM_NETWORK_PACKAGE = "azsdk-js-arm-network/36.0.0";
+
 export async function createNetworkClient(
   subscriptionId: string,
   options: ArmClientOptions,
-): Promise<NetworkManagementClient> {
+): Promise<NetworkClient> {
   // Read by @azure/identity at the first token request, once per process (a trailing slash would
   // double the path's).
   const imds = options.imdsUrl.replace(/\/+$/, "");
   if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
-  // Loaded on first use: the two SDKs cost about 70 MiB of memory, which a plugin that never talks to
-  // Azure Resource Manager should not pay.
-  const [{ NetworkManagementClient }, { ManagedIdentityCredential }] = await Promise.all([
-    import("@azure/arm-network"),
+  // Loaded on first use, and only the two operation groups the plugin calls: NetworkManagementClient
+  // builds all of its 190, which costs 30 MiB more; with the identity library the whole SDK would add
+  // about 70 MiB to a plugin that may never talk to Azure Resource Manager.
+  const operations = new URL("./operations/", import.meta.resolve("@azure/arm-network"));
+  const [
+    { ServiceClient },
+    { ManagedIdentityCredential },
+    { NetworkInterfacesImpl },
+    { PublicIPAddressesImpl },
+  ] = await Promise.all([
+    import("@azure/core-client"),
     import("@azure/identity"),
+    import(new URL("networkInterfaces.js", operations).href) as Promise<{
+      NetworkInterfacesImpl: new (client: unknown) => NetworkInterfaces;
+    }>,
+    import(new URL("publicIPAddresses.js", operations).href) as Promise<{
+      PublicIPAddressesImpl: new (client: unknown) => PublicIPAddresses;
+    }>,
   ]);
   const credential = options.identityClientId
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
@@ -51,31 +71,44 @@ export async function createNetworkClient(
   const agent = options.caFile
     ? new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(options.caFile, "utf8")] })
     : undefined;
-  return new NetworkManagementClient(credential, subscriptionId, {
-    endpoint: options.endpoint,
-    credentialScopes: [ARM_SCOPE],
-    additionalPolicies: [
-      {
-        position: "perRetry",
-        policy: {
-          name: "azure-vnet-arm",
-          sendRequest: async (request, next) => {
-            if (agent) request.agent = agent;
-            const response = await next(request);
-            const retryAfter = Number(response.headers.get("retry-after"));
-            if (response.status === 429 && retryAfter > LONGEST_THROTTLING_SLEEP_S) {
-              throw Object.assign(new Error(`throttled for ${retryAfter} s`), {
-                name: "ThrottledError",
-                statusCode: 429,
-                response,
-              });
-            }
-            return response;
-          },
-        },
-      },
-    ],
-  });
+  // What NetworkManagementClient's constructor sets up, for the operation groups to run on.
+  const client = Object.assign(
+    new ServiceClient({
+      credential,
+      credentialScopes: [ARM_SCOPE],
+      endpoint: options.endpoint,
+      requestContentType: "application/json; charset=utf-8",
+      userAgentOptions: { userAgentPrefix: `azure-vnet ${ARM_NETWORK_PACKAGE}` },
+      additionalPolicies: [{ position: "perRetry", policy: armPolicy(agent) }],
+    }),
+    { subscriptionId, $host: options.endpoint },
+  );
+  return {
+    networkInterfaces: new NetworkInterfacesImpl(client),
+    publicIPAddresses: new PublicIPAddressesImpl(client),
+  };
+}
+
+type PipelinePolicy = NonNullable<ServiceClientOptions["additionalPolicies"]>[number]["policy"];
+
+/** Sends through the extra CA's agent, and fails a long throttling at once instead of sleeping. */
+function armPolicy(agent: https.Agent | undefined): PipelinePolicy {
+  return {
+    name: "azure-vnet-arm",
+    sendRequest: async (request, next) => {
+      if (agent) request.agent = agent;
+      const response = await next(request);
+      const retryAfter = Number(response.headers.get("retry-after"));
+      if (response.status === 429 && retryAfter > LONGEST_THROTTLING_SLEEP_S) {
+        throw Object.assign(new Error(`throttled for ${retryAfter} s`), {
+          name: "ThrottledError",
+          statusCode: 429,
+          response,
+        });
+      }
+      return response;
+    },
+  };
 }
 
 /** What ARM's SDK throws for an HTTP error answer (core-rest-pipeline's RestError, not exported here). */

@@ -6,18 +6,14 @@
  * A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC run one at a time.
  */
 import { randomBytes } from "node:crypto";
-import type {
-  NetworkInterface,
-  NetworkInterfaceIPConfiguration,
-  NetworkManagementClient,
-} from "@azure/arm-network";
+import type { NetworkInterface, NetworkInterfaceIPConfiguration } from "@azure/arm-network";
 import { normalizeMac } from "../../ipam-driver/inventory.js";
 import { parseIp, parsePrefix, prefixContains } from "../../ipam-driver/ip.js";
 import { httpGet } from "../../ipam-driver/sources/http-get.js";
 import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SerialQueue } from "../serial-queue.js";
-import { armFailure, createNetworkClient, type ArmClientOptions } from "./arm-client.js";
+import { armFailure, createNetworkClient, type ArmClientOptions, type NetworkClient } from "./arm-client.js";
 
 /** Names of the IP configurations and public IPs the plugin creates; only those it ever removes. */
 export const OWNED_PREFIX = "azure-vnet-";
@@ -47,7 +43,7 @@ export type IpConfigurationLinks = {
 
 export class AzureNics {
   private located:
-    | Promise<{ client: NetworkManagementClient; vm: VmLocation; nics: Map<string, ArmNicName> }>
+    | Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }>
     | undefined;
   private readonly queues = new Map<string, SerialQueue>();
 
@@ -251,7 +247,7 @@ export class AzureNics {
   /** Finds the VM and its NICs once; a failure is not cached, so the next call tries again. */
   private locate(
     action: string,
-  ): Promise<{ client: NetworkManagementClient; vm: VmLocation; nics: Map<string, ArmNicName> }> {
+  ): Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }> {
     this.located ??= this.findVm().catch((error: unknown) => {
       this.located = undefined;
       throw armFailure(action, error);
@@ -260,7 +256,7 @@ export class AzureNics {
   }
 
   private async findVm(): Promise<{
-    client: NetworkManagementClient;
+    client: NetworkClient;
     vm: VmLocation;
     nics: Map<string, ArmNicName>;
   }> {
