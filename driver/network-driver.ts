@@ -138,14 +138,16 @@ export class NetworkDriver {
         await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state);
       }
       await this.undoNetwork(network, state.savedSysctls);
-      const unlinked = await this.deps.state.update((draft) => {
+      const linked = await this.deps.state.update((draft) => {
         const removed = Object.values(draft.driver.endpoints).filter((e) => e.networkId === networkId);
         for (const endpoint of removed) forgetEndpoint(draft.driver, endpoint, network);
         delete draft.driver.networks[networkId];
         if (Object.keys(draft.driver.networks).length === 0) draft.driver.savedSysctls = {};
-        return removed.filter((e) => e.azure).map((e) => e.id);
+        return removed.filter((e) => e.azure);
       });
-      for (const endpointId of unlinked) void this.linker?.unlink(endpointId);
+      // Other networks on the subnet stop exempting these addresses from outbound NAT.
+      if (linked.some((e) => e.azure?.publicIpId)) await this.refreshSubnetNat(network);
+      for (const endpoint of linked) void this.linker?.unlink(endpoint.id);
       return {};
     });
   }
@@ -238,7 +240,7 @@ export class NetworkDriver {
       if (network)
         await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
       await this.deps.state.update((draft) => forgetEndpoint(draft.driver, endpoint, network));
-      if (endpoint.azure?.publicIpId) await this.refreshSubnetNat(networkId);
+      if (endpoint.azure?.publicIpId && network) await this.refreshSubnetNat(network);
       if (endpoint.azure) void this.linker?.unlink(endpointId);
       return {};
     });
@@ -314,15 +316,16 @@ export class NetworkDriver {
   }
 
   /** A container's public IP came or went: its outbound traffic keeps or loses its own address. */
-  private refreshOutboundNat(networkId: string, linking?: string): Promise<void> {
-    return this.queue.run(() => this.refreshSubnetNat(networkId, linking));
+  private refreshOutboundNat(networkId: string, linking: string): Promise<void> {
+    return this.queue.run(async () => {
+      const network = this.deps.state.current.driver.networks[networkId];
+      if (network) await this.refreshSubnetNat(network, linking);
+    });
   }
 
-  /** Rewrites the nat chain of every network on the NIC subnet of `networkId`. */
-  private async refreshSubnetNat(networkId: string, linking?: string): Promise<void> {
+  /** Rewrites the nat chain of every network on the NIC subnet of `changed` (which may be gone). */
+  private async refreshSubnetNat(changed: NetworkRecord, linking?: string): Promise<void> {
     const driver = this.deps.state.current.driver;
-    const changed = driver.networks[networkId];
-    if (!changed) return;
     for (const network of Object.values(driver.networks)) {
       if (network.subnet === changed.subnet && network.macAddress === changed.macAddress)
         await refreshNatRules(this.deps.host, network, driver, linking);

@@ -342,6 +342,10 @@ describe("Azure Resource Manager through the plugin", function () {
         const azureLinks = await links(endpointId);
         return azureLinks?.state === "linked" ? azureLinks : undefined;
       });
+    /** The rules the plugin last wrote into the network's nat chain. */
+    const lastNatRules = () =>
+      plugin!.host.calls.filter((c) => c.name === "setChainRules" && c.args[0] === "nat").at(-1)!
+        .args[2] as string[][];
     const stateOnDisk = async () =>
       JSON.parse(await readFile(plugin!.stateFile, "utf8")) as {
         driver: { unlinks: Record<string, unknown> };
@@ -376,11 +380,16 @@ describe("Azure Resource Manager through the plugin", function () {
         200,
       );
       expect(info.body.Value).to.deep.include({ "azure.link": "linked", "azure.publicIp": "198.51.100.200" });
+      const exempt = ["-s", "10.1.0.5/32", "-j", "RETURN"];
+      expect(lastNatRules(), "its internet traffic leaves under its public IP, not SNATed").to.deep.include(
+        exempt,
+      );
 
       await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
       await unlinked();
       expect(arm.publicIps()).to.deep.equal([]);
       expect(arm.nic("eth0-nic").ipConfigurations[1]!.publicIpId).to.equal(undefined);
+      expect(lastNatRules()).to.not.deep.include(exempt);
     });
 
     it("--driver-opt public-ip=<name> links an existing public IP and leaves it in place afterwards", async () => {
