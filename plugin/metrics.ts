@@ -1,11 +1,16 @@
 /**
- * Prometheus metrics (opt-in with --metrics-address): the pool per NIC subnet, requests and their
- * latency per call, errors by code, and what reconciliation changed. Served on its own TCP address,
+ * Prometheus metrics (opt-in with --metrics-address): the pool per NIC subnet and its growth through
+ * Azure, Azure links by state, requests and their latency per call, errors by code, and what
+ * reconciliation changed. Served on its own TCP address,
  * never on the plugin socket, so a scraper needs no access to the plugin's API.
  */
 import http from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { SubnetUsage } from "../ipam-driver/allocator.js";
+import type { GrowthStatus } from "../ipam-driver/pool-growth.js";
+
+/** What the plugin does in Azure: pool growth per subnet, and the state of every endpoint's links. */
+export type AzureView = { growth: GrowthStatus[]; linkStates: string[] };
 
 export class Metrics {
   readonly registry = new Registry();
@@ -14,7 +19,7 @@ export class Metrics {
   private readonly errors: Counter<"code">;
   private readonly reconciled: Counter<"kind">;
 
-  constructor(usage: () => SubnetUsage[]) {
+  constructor(usage: () => SubnetUsage[], azure: () => AzureView) {
     const registers = [this.registry];
     this.requests = new Counter({
       name: "azure_vnet_requests_total",
@@ -65,6 +70,47 @@ export class Metrics {
         this.reset();
         for (const subnet of usage())
           this.set({ nic: subnet.nic, subnet: subnet.subnet }, subnet.secondaries);
+      },
+    });
+    this.azureGauges(azure, registers);
+  }
+
+  /** The Azure side: addresses grown and given back, failing growth, links by state. */
+  private azureGauges(azure: () => AzureView, registers: Registry[]): void {
+    new Gauge({
+      name: "azure_vnet_pool_growth_addresses",
+      help: "Addresses added to (added) or given back from (given_back) each NIC subnet through Azure since start",
+      labelNames: ["nic", "subnet", "change"],
+      registers,
+      collect() {
+        this.reset();
+        for (const growth of azure().growth) {
+          const labels = { nic: growth.nic, subnet: growth.subnet };
+          this.set({ ...labels, change: "added" }, growth.added);
+          this.set({ ...labels, change: "given_back" }, growth.removed);
+        }
+      },
+    });
+    new Gauge({
+      name: "azure_vnet_pool_growth_failing",
+      help: "1 while the last pool growth of a NIC subnet failed",
+      labelNames: ["nic", "subnet"],
+      registers,
+      collect() {
+        this.reset();
+        for (const growth of azure().growth)
+          this.set({ nic: growth.nic, subnet: growth.subnet }, growth.lastError ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "azure_vnet_azure_links",
+      help: "Endpoints with public IP or load-balancer links, by state (linking, linked, failed, unlinking)",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        this.reset();
+        for (const state of ["linking", "linked", "failed", "unlinking"]) this.set({ state }, 0);
+        for (const state of azure().linkStates) this.inc({ state });
       },
     });
   }

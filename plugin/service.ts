@@ -112,7 +112,19 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     network.linker?.resume();
     // Loaded only when asked for: prom-client costs memory a plugin without metrics need not pay.
     const metrics = config.metricsAddress
-      ? new (await import("./metrics.js")).Metrics(() => ipam.usage())
+      ? new (await import("./metrics.js")).Metrics(
+          () => ipam.usage(),
+          () => {
+            const { endpoints, unlinks } = network.summary();
+            return {
+              growth: ipam.growth?.status() ?? [],
+              linkStates: [
+                ...endpoints.flatMap((e) => (e.azure ? [e.azure.state] : [])),
+                ...unlinks.map(() => "unlinking"),
+              ],
+            };
+          },
+        )
       : undefined;
     const reconciler = new Reconciler(network, ipam, logger, {
       socketPath: config.dockerSocket,

@@ -125,7 +125,7 @@ describe("Azure Resource Manager through the plugin", function () {
 
   describe("pool growth", () => {
     it("grows the NIC through ARM with the managed identity when a request finds no free address; parallel requests share one growth", async () => {
-      await growing();
+      await growing({ metricsAddress: "127.0.0.1:0" });
       const poolId = await requestPool();
       await requestAddress(poolId).expect(200, { Address: "10.1.0.5/24", Data: {} });
       const [a, b] = await Promise.all([requestAddress(poolId), requestAddress(poolId)]);
@@ -146,6 +146,11 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(arm.requests.every((r) => r.authorization === `Bearer ${FAKE_MI_TOKEN}`)).to.equal(true);
       const growth = (await status()).growth[0]!;
       expect(growth).to.include({ state: "idle", added: 2 });
+      const metrics = await (await fetch(plugin!.service.metricsUrl!)).text();
+      expect(metrics).to.contain(
+        'azure_vnet_pool_growth_addresses{nic="eth0",subnet="10.1.0.0/24",change="added"} 2',
+      );
+      expect(metrics).to.contain('azure_vnet_pool_growth_failing{nic="eth0",subnet="10.1.0.0/24"} 0');
     });
 
     it("grows ahead of need once free addresses fall below --pool-min-free", async () => {
@@ -170,7 +175,7 @@ describe("Azure Resource Manager through the plugin", function () {
     });
 
     it("a 403 names the permission the identity lacks, and the pool stays as it was", async () => {
-      await growing();
+      await growing({ metricsAddress: "127.0.0.1:0" });
       arm.injectFault(NIC_PUT, {
         kind: "status",
         status: 403,
@@ -199,6 +204,9 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(table.stdout).to.match(/GROWTH +SUBNET +STATE/);
       expect(table.stdout).to.match(
         /eth0 +10\.1\.0\.0\/24 +waiting after a failure +0 +0 +cannot add IP configurations/,
+      );
+      expect(await (await fetch(plugin!.service.metricsUrl!)).text()).to.contain(
+        'azure_vnet_pool_growth_failing{nic="eth0",subnet="10.1.0.0/24"} 1',
       );
       const doctor = await cli(["doctor", ...operatorView]);
       expect(doctor.stdout).to.contain(
@@ -360,6 +368,7 @@ describe("Azure Resource Manager through the plugin", function () {
     });
 
     it("-o public-ip=true: each container gets a new public IP on its IP configuration, deleted when it goes", async () => {
+      await plugin!.restart({ metricsAddress: "127.0.0.1:0" });
       await createNetwork({ "public-ip": "true" }).expect(200);
       await createEndpoint(EP, "10.1.0.5").expect(200);
       const azureLinks = await linked(EP);
@@ -380,6 +389,9 @@ describe("Azure Resource Manager through the plugin", function () {
         200,
       );
       expect(info.body.Value).to.deep.include({ "azure.link": "linked", "azure.publicIp": "198.51.100.200" });
+      expect(await (await fetch(plugin!.service.metricsUrl!)).text()).to.contain(
+        'azure_vnet_azure_links{state="linked"} 1',
+      );
       const exempt = ["-s", "10.1.0.5/32", "-j", "RETURN"];
       expect(lastNatRules(), "its internet traffic leaves under its public IP, not SNATed").to.deep.include(
         exempt,
@@ -390,6 +402,9 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(arm.publicIps()).to.deep.equal([]);
       expect(arm.nic("eth0-nic").ipConfigurations[1]!.publicIpId).to.equal(undefined);
       expect(lastNatRules()).to.not.deep.include(exempt);
+      expect(await (await fetch(plugin!.service.metricsUrl!)).text()).to.contain(
+        'azure_vnet_azure_links{state="linked"} 0',
+      );
     });
 
     it("--driver-opt public-ip=<name> links an existing public IP and leaves it in place afterwards", async () => {
