@@ -150,6 +150,15 @@ export function armFailure(action: string, error: unknown): PluginError {
       wait * 1000,
     );
   }
+  if (failure.statusCode === 412) {
+    return new UnavailableError(
+      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
+      {
+        hint: "the plugin tries again later; if this repeats, find what else keeps changing the NIC",
+        cause: error,
+      },
+    );
+  }
   if (failure.statusCode === 400 || failure.statusCode === 409) {
     return new InvalidParameterError(
       `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,

@@ -20,6 +20,8 @@ export const OWNED_PREFIX = "azure-vnet-";
 /** Tag on public IPs the plugin created, so an operator can tell them apart (with the VM's id). */
 const OWNER_TAG = "created-by";
 const COMPUTE_PATH = "/metadata/instance/compute?api-version=2021-02-01";
+/** Tries of an edit whose PUT found the NIC changed by someone else since the GET. */
+const EDIT_ATTEMPTS = 3;
 
 export type AzureNicsOptions = ArmClientOptions & {
   /** Azure allows 256 IP configurations per NIC; a lower cap leaves room for other uses. */
@@ -105,25 +107,31 @@ export class AzureNics {
     subnet: string,
     choose: (removable: string[]) => Promise<string[]>,
   ): Promise<string[]> {
-    return this.editNic(macAddress, `remove IP configurations from NIC ${macAddress}`, async (nic) => {
-      const prefix = parsePrefix(subnet)!;
-      const removable = (nic.ipConfigurations ?? [])
-        .filter(
-          (c) =>
-            c.name?.startsWith(OWNED_PREFIX) &&
-            !c.primary &&
-            !c.publicIPAddress &&
-            !(c.loadBalancerBackendAddressPools ?? []).length &&
-            holds(c, (ip) => prefixContains(prefix, ip)),
-        )
-        .map((c) => c.privateIPAddress!);
-      const chosen = removable.length ? await choose(removable) : [];
-      if (chosen.length === 0) return undefined;
-      nic.ipConfigurations = (nic.ipConfigurations ?? []).filter(
-        (c) => !chosen.includes(c.privateIPAddress ?? ""),
-      );
-      return () => chosen;
-    }).then((removed) => removed ?? []);
+    return this.editNic(
+      macAddress,
+      `remove IP configurations from NIC ${macAddress}`,
+      async (nic) => {
+        const prefix = parsePrefix(subnet)!;
+        const removable = (nic.ipConfigurations ?? [])
+          .filter(
+            (c) =>
+              c.name?.startsWith(OWNED_PREFIX) &&
+              !c.primary &&
+              !c.publicIPAddress &&
+              !(c.loadBalancerBackendAddressPools ?? []).length &&
+              holds(c, (ip) => prefixContains(prefix, ip)),
+          )
+          .map((c) => c.privateIPAddress!);
+        const chosen = removable.length ? await choose(removable) : [];
+        if (chosen.length === 0) return undefined;
+        nic.ipConfigurations = (nic.ipConfigurations ?? []).filter(
+          (c) => !chosen.includes(c.privateIPAddress ?? ""),
+        );
+        return () => chosen;
+        // Not repeated: the chosen addresses are already out of the pool, and the caller puts them back.
+      },
+      false,
+    ).then((removed) => removed ?? []);
   }
 
   /** Links (or unlinks) the IP configuration holding `address` on the NIC with `macAddress`. */
@@ -198,8 +206,10 @@ export class AzureNics {
   }
 
   /**
-   * GETs the NIC, lets `edit` change it, PUTs it and waits for the operation. `edit` returns what to
-   * read from the NIC Azure answers with, or undefined when nothing needs to change.
+   * GETs the NIC, lets `edit` change it, PUTs it with the GET's ETag and waits for the operation.
+   * `edit` returns what to read from the NIC Azure answers with, or undefined when nothing needs to
+   * change. If the NIC changed in Azure since the GET (someone else's change, which a plain PUT would
+   * overwrite), a `repeatable` edit is made again on the NIC as it is now; any other fails.
    */
   private async editNic<T>(
     macAddress: string,
@@ -210,6 +220,7 @@ export class AzureNics {
       | Promise<((updated: NetworkInterface) => T) | undefined>
       | ((updated: NetworkInterface) => T)
       | undefined,
+    repeatable = true,
   ): Promise<T | undefined> {
     const { client, nics } = await this.locate(action);
     const name = nics.get(macAddress);
@@ -223,23 +234,28 @@ export class AzureNics {
     if (!queue) this.queues.set(key, (queue = new SerialQueue()));
     return queue.run(async () => {
       const started = Date.now();
-      try {
-        const nic = await client.networkInterfaces.get(name.resourceGroup, name.name);
-        const read = await edit(nic);
-        if (!read) return undefined;
-        const updated = await client.networkInterfaces.beginCreateOrUpdateAndWait(
-          name.resourceGroup,
-          name.name,
-          nic,
-        );
-        this.logger.info("NIC changed in Azure", {
-          nic: name.name,
-          action,
-          durationMs: Date.now() - started,
-        });
-        return read(updated);
-      } catch (error) {
-        throw armFailure(action, error);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const nic = await client.networkInterfaces.get(name.resourceGroup, name.name);
+          const read = await edit(nic);
+          if (!read) return undefined;
+          const updated = await client.networkInterfaces.beginCreateOrUpdateAndWait(
+            name.resourceGroup,
+            name.name,
+            nic,
+            { requestOptions: { customHeaders: nic.etag ? { "If-Match": nic.etag } : {} } },
+          );
+          this.logger.info("NIC changed in Azure", {
+            nic: name.name,
+            action,
+            attempts: attempt,
+            durationMs: Date.now() - started,
+          });
+          return read(updated);
+        } catch (error) {
+          const changedMeanwhile = (error as { statusCode?: number }).statusCode === 412;
+          if (!(changedMeanwhile && repeatable && attempt < EDIT_ATTEMPTS)) throw armFailure(action, error);
+        }
       }
     });
   }

@@ -217,6 +217,32 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(ipConfigurationCount()).to.equal(5);
     });
 
+    it("never overwrites a change someone else made to the NIC meanwhile: If-Match, then the edit again", async () => {
+      await growing();
+      const precondition = {
+        kind: "status",
+        status: 412,
+        code: "PreconditionFailed",
+        message: "Precondition failed: the NIC changed.",
+      } as const;
+      arm.injectFault(NIC_PUT, precondition, 1);
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      expect(nicPuts().map((r) => r.ifMatch)).to.satisfy((tags: (string | undefined)[]) =>
+        tags.every((tag) => typeof tag === "string" && tag.length > 0),
+      );
+      expect(nicPuts(), "GET, PUT refused, GET again, PUT").to.have.length(2);
+      expect(ipConfigurationCount()).to.equal(5);
+
+      arm.injectFault(NIC_PUT, precondition, 3);
+      await requestAddress(poolId).expect(200);
+      const refused = await requestAddress(poolId).expect(503);
+      expect(refused.body.Err).to.contain("the NIC kept changing in Azure while the plugin changed it");
+      expect(ipConfigurationCount()).to.equal(5);
+    });
+
     it("a failed operation leaves the NIC and the pool as they were", async () => {
       await growing();
       arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });

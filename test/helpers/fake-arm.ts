@@ -65,7 +65,7 @@ export type FakeArmOptions = {
 export type FakeArmFault =
   | {
       kind: "status";
-      status: 403 | 429 | 500 | 400 | 409;
+      status: 403 | 429 | 500 | 400 | 409 | 412;
       code: string;
       message: string;
       retryAfterSeconds?: number;
@@ -85,7 +85,12 @@ export type FakeArmPublicIp = {
 export type FakeArm = {
   url: string;
   /** Every request received, in order; `path` without the query. */
-  requests: { method: string; path: string; authorization: string | undefined }[];
+  requests: {
+    method: string;
+    path: string;
+    authorization: string | undefined;
+    ifMatch: string | undefined;
+  }[];
   /**
    * The next `count` requests whose method matches and whose path contains `pathIncludes` get `fault`.
    * A "status" fault answers instead of ARM; an "operation-failed" fault goes to the next matching
@@ -993,7 +998,12 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
   const server = https.createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (req, res) => {
     const url = new URL(req.url ?? "/", "https://fake-arm");
     const method = (req.method ?? "GET").toUpperCase();
-    requests.push({ method, path: url.pathname, authorization: req.headers.authorization });
+    requests.push({
+      method,
+      path: url.pathname,
+      authorization: req.headers.authorization,
+      ifMatch: req.headers["if-match"],
+    });
     const send = ({ status, body, headers }: Answer) => {
       const common = { "x-ms-request-id": randomUUID(), ...headers };
       if (body === undefined) {

@@ -74,6 +74,13 @@ describe("Azure Resource Manager failures", () => {
     );
   });
 
+  it("412: the NIC kept changing under the plugin", () => {
+    const error = armFailure(action, restError(412, "PreconditionFailed", "etag mismatch"));
+    expect(error.message).to.equal(
+      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
+    );
+  });
+
   it("a failed long-running operation leaves the NIC unchanged", () => {
     const error = armFailure(
       action,
