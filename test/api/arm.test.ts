@@ -120,6 +120,8 @@ describe("Azure Resource Manager through the plugin", function () {
   const requestPool = async () =>
     (await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" }).expect(200)).body.PoolID as string;
   const requestAddress = (poolId: string) => post("/IpamDriver.RequestAddress", { PoolID: poolId });
+  /** Flags that point the command line at the plugin under test (and at no Docker). */
+  const cliTarget = () => ["--socket", plugin!.socketPath, "--docker-socket", join(plugin!.dir, "none.sock")];
   const nicPuts = () => arm.requests.filter((r) => r.method === "PUT" && r.path.endsWith("/eth0-nic"));
   const ipConfigurationCount = () => arm.nic("eth0-nic").ipConfigurations.length;
 
@@ -194,12 +196,7 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(refused.body.Err).to.contain("grant the VM's managed identity");
       expect(ipConfigurationCount()).to.equal(3);
       expect((await eth0()).free).to.deep.equal([]);
-      const operatorView = [
-        "--socket",
-        plugin!.socketPath,
-        "--docker-socket",
-        join(plugin!.dir, "none.sock"),
-      ];
+      const operatorView = cliTarget();
       const table = await cli(["status", ...operatorView]);
       expect(table.stdout).to.match(/GROWTH +SUBNET +STATE/);
       expect(table.stdout).to.match(
@@ -380,6 +377,11 @@ describe("Azure Resource Manager through the plugin", function () {
     const lastNatRules = () =>
       plugin!.host.calls.filter((c) => c.name === "setChainRules" && c.args[0] === "nat").at(-1)!
         .args[2] as string[][];
+    const failedLink = (endpointId: string) =>
+      pollUntil(`endpoint ${endpointId.slice(0, 12)} to show its failed link`, async () => {
+        const azureLinks = await links(endpointId);
+        return azureLinks?.state === "failed" ? azureLinks : undefined;
+      });
     const stateOnDisk = async () =>
       JSON.parse(await readFile(plugin!.stateFile, "utf8")) as {
         driver: { unlinks: Record<string, unknown> };
@@ -470,10 +472,7 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(arm.publicIps()[0]!.ipConfigurationId).to.equal(undefined);
 
       await createEndpoint(EP2, "10.1.0.6", { "public-ip": "missing-ip" }).expect(200);
-      const failed = await pollUntil("the missing public IP to be reported", async () => {
-        const azureLinks = await links(EP2);
-        return azureLinks?.state === "failed" ? azureLinks : undefined;
-      });
+      const failed = await failedLink(EP2);
       expect(failed.error).to.contain("cannot read public IP missing-ip");
     });
 
@@ -493,10 +492,7 @@ describe("Azure Resource Manager through the plugin", function () {
       await createEndpoint(EP, "10.1.0.5", { "lb-backend-pool": POOL_ID.replace("pool1", "pool2") }).expect(
         200,
       );
-      const failed = await pollUntil("the failure to show", async () => {
-        const azureLinks = await links(EP);
-        return azureLinks?.state === "failed" ? azureLinks : undefined;
-      });
+      const failed = await failedLink(EP);
       expect(failed.error).to.contain(
         "cannot change the IP configuration of 10.1.0.5: Azure rejected the change (InvalidResourceReference)",
       );
@@ -506,10 +502,7 @@ describe("Azure Resource Manager through the plugin", function () {
     it("an address Azure's NIC does not hold cannot be linked, and needs no unlinking", async () => {
       await createNetwork({}).expect(200);
       await createEndpoint(EP, "10.1.0.7", { "lb-backend-pool": POOL_ID }).expect(200);
-      const failed = await pollUntil("the failure to show", async () => {
-        const azureLinks = await links(EP);
-        return azureLinks?.state === "failed" ? azureLinks : undefined;
-      });
+      const failed = await failedLink(EP);
       expect(failed.error).to.contain("NIC eth0-nic has no IP configuration with 10.1.0.7 in Azure");
       await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
       await unlinked();
@@ -519,21 +512,13 @@ describe("Azure Resource Manager through the plugin", function () {
       arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
       await createNetwork({ "lb-backend-pool": POOL_ID }).expect(200);
       await createEndpoint(EP, "10.1.0.5").expect(200);
-      const failed = await pollUntil("the failure to show", async () => {
-        const azureLinks = await links(EP);
-        return azureLinks?.state === "failed" ? azureLinks : undefined;
-      });
+      const failed = await failedLink(EP);
       expect(failed.error).to.contain("the Azure operation failed");
       const info = await post("/NetworkDriver.EndpointOperInfo", { NetworkID: NET, EndpointID: EP }).expect(
         200,
       );
       expect(info.body.Value["azure.link"]).to.match(/^failed: /);
-      const operatorView = [
-        "--socket",
-        plugin!.socketPath,
-        "--docker-socket",
-        join(plugin!.dir, "none.sock"),
-      ];
+      const operatorView = cliTarget();
       expect((await cli(["status", ...operatorView])).stdout).to.match(
         /10\.1\.0\.5 .* failed \+1 lb pool: cannot change the IP configuration of 10\.1\.0\.5/,
       );
@@ -546,9 +531,7 @@ describe("Azure Resource Manager through the plugin", function () {
       await createNetwork({ "public-ip": "true" }).expect(200);
       arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
       await createEndpoint(EP, "10.1.0.5").expect(200);
-      await pollUntil("the link to fail once", async () =>
-        (await links(EP))?.state === "failed" ? true : undefined,
-      );
+      await failedLink(EP);
       await plugin!.restart();
       expect((await linked(EP)).publicIpAddress).to.equal("198.51.100.200");
 
