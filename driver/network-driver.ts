@@ -92,6 +92,7 @@ export class NetworkDriver {
       const network = existing ?? this.newNetworkRecord(request);
       const dataPath = this.dataPath(network.mode);
       checkNicModes(Object.values(state.networks), network);
+      checkSharedNat(Object.values(state.networks), network);
       const clash = Object.values(state.networks).find(
         (n) => n.id !== network.id && n.id.slice(0, 5) === network.id.slice(0, 5),
       );
@@ -441,6 +442,30 @@ function forgetEndpoint(
       address: endpoint.address,
       links: { ...endpoint.azure, state: "unlinking", attempts: 0 },
     };
+  }
+}
+
+/**
+ * Networks on one NIC subnet share outbound NAT: each nat chain is entered for the whole subnet's
+ * traffic, so the first network's `-o vnet-ranges` would decide for all of them.
+ */
+function checkSharedNat(networks: NetworkRecord[], network: NetworkRecord): void {
+  if (network.internal) return;
+  const other = networks.find(
+    (n) =>
+      n.id !== network.id &&
+      !n.internal &&
+      n.macAddress === network.macAddress &&
+      n.subnet === network.subnet &&
+      n.vnetRanges.join(",") !== network.vnetRanges.join(","),
+  );
+  if (other) {
+    throw new ConflictError(
+      `network ${other.id.slice(0, 12)} on ${network.interfaceName} (${network.subnet}) has -o vnet-ranges=${other.vnetRanges.join(",")}`,
+      {
+        hint: "networks on one NIC subnet share outbound NAT; give this one the same -o vnet-ranges, or use another NIC",
+      },
+    );
   }
 }
 

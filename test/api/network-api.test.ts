@@ -119,6 +119,23 @@ describe("NetworkDriver API over the unix socket", () => {
       expect(status.body.networks[0]).to.include({ mtu: 1400 });
     });
 
+    it("refuses a second network on the subnet with other -o vnet-ranges: they would share one NAT", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody({}, { "vnet-ranges": "10.0.0.0/16" })).expect(
+        200,
+      );
+      const refused = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: NET2 }, { "vnet-ranges": "10.0.0.0/8" }),
+      ).expect(409);
+      expect(refused.body.Err).to.equal(
+        "network adf4fa8e1772 on eth0 (10.1.0.0/24) has -o vnet-ranges=10.0.0.0/16 — networks on one NIC subnet share outbound NAT; give this one the same -o vnet-ranges, or use another NIC",
+      );
+      await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: NET2 }, { "vnet-ranges": "10.0.0.0/16" }),
+      ).expect(200);
+    });
+
     it("gives --internal networks no SNAT and a FORWARD chain that stops traffic at the NIC", async () => {
       await post(
         "/NetworkDriver.CreateNetwork",
