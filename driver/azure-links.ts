@@ -117,6 +117,8 @@ export class AzureLinker {
       ...(current.publicIpId ? { publicIpId: current.publicIpId } : {}),
       addBackendPools: current.backendPools,
     });
+    // Removed while Azure worked: its unlink, queued behind this, undoes the link.
+    if (!this.state.current.driver.endpoints[endpointId]) return;
     // Outbound NAT changes first, so "linked" means the container's traffic already uses its public IP.
     if (current.publicIpId) await this.onPublicIpLinked(endpoint.networkId, endpoint.address);
     await this.updateLinks(endpointId, { state: "linked", error: undefined });

@@ -73,7 +73,18 @@ describe("Azure Resource Manager through the plugin", function () {
   beforeEach(async () => {
     nics = twoNicPool(2);
     azure = await startFakeAzure({ nics: () => nics });
-    arm = await startFakeArm({
+    arm = await startArm();
+  });
+  afterEach(async () => {
+    await plugin?.stop();
+    plugin = undefined;
+    await arm.close();
+    await azure.close();
+  });
+
+  /** The ARM stand-in for this VM; what it commits to eth0's NIC is what IMDS reports next. */
+  const startArm = (options: { operationPolls?: number } = {}) =>
+    startFakeArm({
       subscriptionId,
       resourceGroup: resourceGroupName,
       location: FAKE_COMPUTE.location,
@@ -90,14 +101,8 @@ describe("Azure Resource Manager through the plugin", function () {
           .map((c) => c.privateIp);
         return Promise.resolve();
       },
+      ...options,
     });
-  });
-  afterEach(async () => {
-    await plugin?.stop();
-    plugin = undefined;
-    await arm.close();
-    await azure.close();
-  });
 
   const start = async (config: Partial<PluginConfig> = {}) => {
     plugin = await startPlugin({
@@ -542,6 +547,25 @@ describe("Azure Resource Manager through the plugin", function () {
       await plugin!.restart();
       await unlinked();
       expect(arm.publicIps()).to.deep.equal([]);
+    });
+
+    it("a container removed while Azure links it is unlinked after, and keeps no NAT exemption", async () => {
+      await plugin!.stop();
+      await arm.close();
+      arm = await startArm({ operationPolls: 2 });
+      await start();
+      await createNetwork({ "public-ip": "true" }).expect(200);
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      await pollUntil("Azure to be working on the link", () =>
+        Promise.resolve(
+          arm.requests.some((r) => r.method === "PUT" && r.path.endsWith("/eth0-nic")) || undefined,
+        ),
+      );
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      await unlinked();
+      expect(arm.publicIps()).to.deep.equal([]);
+      expect(arm.nic("eth0-nic").ipConfigurations[1]!.publicIpId).to.equal(undefined);
+      expect(lastNatRules()).to.not.deep.include(["-s", "10.1.0.5/32", "-j", "RETURN"]);
     });
 
     const refusals: [string, () => ReturnType<typeof post>, string][] = [
