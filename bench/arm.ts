@@ -60,8 +60,7 @@ async function measure(setting: Setting): Promise<Result> {
   try {
     const { dockerd, plugin, pluginPid } = testbed;
     const arm = testbed.arm!;
-    // prettier-ignore
-    await dockerd.dockerOk(["network", "create", "-d", "azure", "--ipam-driver", "azure", "arm-net"]);
+    await dockerd.createAzureNetwork("arm-net");
     const rssIdle = memoryMiB(pluginPid).current;
     log(`${setting.name}: starting ${CONTAINERS} containers one after another`);
     const startMs: number[] = [];

@@ -45,8 +45,7 @@ describe("e2e: Azure Resource Manager: pool growth, public IPs, load-balancer po
       "-h",
       "/",
     );
-  const createNetwork = (name: string, ...options: string[]) =>
-    dockerOk("network", "create", "-d", "azure", "--ipam-driver", "azure", ...options, name);
+  const createNetwork = (name: string, ...options: string[]) => dockerd.createAzureNetwork(name, ...options);
   const endpointLinks = async (address: string) => {
     const status = await testbed!.plugin.status();
     return status.endpoints.find((e) => e.address === address)?.azure;

@@ -39,18 +39,7 @@ for (const mode of ["transparent", "bridge"] as const) {
     const docker = (...args: string[]) => dockerd.docker(args);
     const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
     const createNetwork = (name: string, ...args: string[]) =>
-      dockerOk(
-        "network",
-        "create",
-        "-d",
-        "azure",
-        "--ipam-driver",
-        "azure",
-        "-o",
-        `mode=${mode}`,
-        ...args,
-        name,
-      );
+      dockerd.createAzureNetwork(name, "-o", `mode=${mode}`, ...args);
     const ipOf = (container: string) =>
       dockerOk("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container);
 

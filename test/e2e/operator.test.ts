@@ -32,17 +32,7 @@ describe("e2e: status and doctor on the VM", function () {
       ],
       "operator",
     );
-    await bed().dockerd.dockerOk([
-      "network",
-      "create",
-      "-d",
-      "azure",
-      "--ipam-driver",
-      "azure",
-      "--subnet",
-      "10.1.0.0/24",
-      "vnet",
-    ]);
+    await bed().dockerd.createAzureNetwork("vnet", "--subnet", "10.1.0.0/24");
     await bed().dockerd.dockerOk([
       "run",
       "-d",

@@ -72,17 +72,7 @@ describe("e2e: restarts, crashes, reboot and reconciliation", function () {
     testbed = await startAzureTestbed([VM1, VM2], "reliability", {
       pluginArgs: ["--reconcile-interval", "1", "--reconcile-grace", "2"],
     });
-    await dockerOk(
-      "network",
-      "create",
-      "-d",
-      "azure",
-      "--ipam-driver",
-      "azure",
-      "--subnet",
-      "10.1.0.0/24",
-      "vnet",
-    );
+    await testbed.dockerd.createAzureNetwork("vnet", "--subnet", "10.1.0.0/24");
   });
 
   after(async () => {

@@ -34,19 +34,7 @@ for (const mode of ["transparent", "bridge"] as const) {
         [{ name: "vm1", mac: "00:0d:3a:00:00:01", primary: "10.1.0.4", secondaries: SECONDARIES }, VM2],
         `sec-${mode}`,
       );
-      await dockerOk(
-        "network",
-        "create",
-        "-d",
-        "azure",
-        "--ipam-driver",
-        "azure",
-        "-o",
-        `mode=${mode}`,
-        "--subnet",
-        "10.1.0.0/24",
-        "vnet",
-      );
+      await testbed.dockerd.createAzureNetwork("vnet", "-o", `mode=${mode}`, "--subnet", "10.1.0.0/24");
       await dockerOk(
         "run",
         "-d",
@@ -127,19 +115,7 @@ for (const mode of ["transparent", "bridge"] as const) {
         `printf '${IMDS_REQUEST}' | nc -w 3 169.254.169.254 80`,
       );
       expect(denied.stdout).to.not.contain("HTTP/1.1 200");
-      await dockerOk(
-        "network",
-        "create",
-        "-d",
-        "azure",
-        "--ipam-driver",
-        "azure",
-        "-o",
-        `mode=${mode}`,
-        "-o",
-        "imds=allow",
-        "trusted",
-      );
+      await testbed!.dockerd.createAzureNetwork("trusted", "-o", `mode=${mode}`, "-o", "imds=allow");
       const allowed = await docker(
         "run",
         "--rm",

@@ -45,17 +45,7 @@ describe("e2e: concurrency and a kill -9 soak", function () {
       "soak",
       { pluginArgs: ["--reconcile-interval", "2", "--reconcile-grace", String(RECONCILE_GRACE_S)] },
     );
-    await dockerOk(
-      "network",
-      "create",
-      "-d",
-      "azure",
-      "--ipam-driver",
-      "azure",
-      "--subnet",
-      "10.1.0.0/24",
-      "vnet",
-    );
+    await testbed.dockerd.createAzureNetwork("vnet", "--subnet", "10.1.0.0/24");
   });
 
   after(async () => {

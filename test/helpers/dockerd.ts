@@ -106,6 +106,15 @@ export class Dockerd {
     return result;
   }
 
+  /**
+   * `docker network create -d azure --ipam-driver azure <options> <name>` (the legacy plugin's driver
+   * name); returns the network id.
+   */
+  async createAzureNetwork(name: string, ...options: string[]): Promise<string> {
+    const args = ["network", "create", "-d", "azure", "--ipam-driver", "azure", ...options, name];
+    return (await this.dockerOk(args)).stdout.trim();
+  }
+
   /** The last `lines` lines of dockerd's log, for failure messages. */
   logTail(lines = 40): string {
     try {
