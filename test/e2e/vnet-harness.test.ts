@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startDockerd } from "../helpers/dockerd.js";
+import { dockerdVersionUnderTest, startDockerd } from "../helpers/dockerd.js";
 import type { Dockerd } from "../helpers/dockerd.js";
 import { pidAlive, run, runOk } from "../helpers/run.js";
 import {
@@ -341,6 +341,11 @@ describe("e2e harness: emulated Azure VNet", function () {
       expect((await net().execOk("vm1", ["ip", "-br", "link", "show", "docker0"])).stdout).to.include(
         "docker0",
       );
+    });
+
+    it("is the dockerd version under test (E2E_DOCKERD)", async function () {
+      const version = (await docker().dockerOk(["version", "--format", "{{.Server.Version}}"])).stdout.trim();
+      expect(version.startsWith(`${dockerdVersionUnderTest()}.`), version).to.equal(true);
     });
 
     it("imports busybox:local and runs a container", async function () {

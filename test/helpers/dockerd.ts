@@ -1,23 +1,57 @@
 // Runs a private, real dockerd inside one VM namespace of an emulated VNet, with its own data/exec
-// roots, socket and /run/docker/plugins, so e2e tests never meet another Docker on the machine.
+// roots, socket and /run/docker/plugins, so e2e tests never meet another Docker on the machine. The
+// dockerd is the machine's own (docker.io 20.10) or, with E2E_DOCKERD=26 or 28, one from a Debian
+// rootfs of another release (test/dockerd-rootfs.sh) made the root of its mount namespace.
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { killPid, pidAlive, pollUntil, run, runOk } from "./run.js";
 import type { RunOptions, RunResult } from "./run.js";
 import type { Vnet } from "./vnet.js";
 
 /**
- * The docker CLI to use. docker.io's own client (/usr/bin/docker, 20.10) matches the daemon; a newer
- * client elsewhere on PATH would refuse dockerd 20.10's API unless pinned, which {@link Dockerd.docker}
- * also does through DOCKER_API_VERSION.
+ * The docker CLI to use. docker.io's own client (/usr/bin/docker, 20.10) speaks to every dockerd under
+ * test (20.10 to 28 all serve API 1.41); a newer client elsewhere on PATH would refuse dockerd 20.10's
+ * API unless pinned, which {@link Dockerd.docker} also does through DOCKER_API_VERSION.
  */
 export const DOCKER_CLI = existsSync("/usr/bin/docker") ? "/usr/bin/docker" : "docker";
 
 /** dockerd 20.10 speaks API 1.41 at most. */
 const DOCKER_API_VERSION = "1.41";
+
+/**
+ * The Docker versions the e2e suites run against, and the Debian release whose docker.io carries each
+ * (README, "Tested Docker versions"). The machine's own is bookworm's.
+ */
+export const DOCKERD_RELEASES = { "20.10": "bookworm", "26": "trixie", "28": "sid" } as const;
+export type DockerdVersion = keyof typeof DOCKERD_RELEASES;
+
+/**
+ * The dockerd version this e2e run uses: E2E_DOCKERD (20.10, 26 or 28; test/run-all.sh runs the core
+ * suites once per version), by default the machine's own 20.10.
+ */
+export function dockerdVersionUnderTest(): DockerdVersion {
+  const wanted = process.env["E2E_DOCKERD"] ?? "20.10";
+  if (!Object.hasOwn(DOCKERD_RELEASES, wanted))
+    throw new Error(`E2E_DOCKERD=${wanted}: pick one of ${Object.keys(DOCKERD_RELEASES).join(", ")}`);
+  return wanted as DockerdVersion;
+}
+
+const ROOTFS_SCRIPT = fileURLToPath(new URL("../../../test/dockerd-rootfs.sh", import.meta.url));
+
+/**
+ * The root filesystem that carries `version`'s dockerd, built (or found in the cache) by
+ * test/dockerd-rootfs.sh; undefined for the machine's own.
+ */
+async function rootfsOf(version: DockerdVersion): Promise<string | undefined> {
+  const release = DOCKERD_RELEASES[version];
+  if (release === "bookworm") return undefined;
+  const built = await runOk("bash", [ROOTFS_SCRIPT, release], { timeoutMs: 600_000 });
+  return built.stdout.trim().split("\n").pop();
+}
 
 /** Options of {@link startDockerd}. */
 export type DockerdOptions = {
@@ -35,6 +69,8 @@ export type DockerdOptions = {
    * mount namespace.
    */
   restartOf?: Dockerd;
+  /** Which dockerd; default {@link dockerdVersionUnderTest}. */
+  version?: DockerdVersion;
 };
 
 /** Options of {@link Dockerd.stop}. */
@@ -51,6 +87,28 @@ export type StopOptions = {
 // the previous one made, as it would on a real host.
 const ANCHOR_SCRIPT =
   'mkdir -p /run/docker/plugins && mount --bind "$1" /run/docker/plugins && exec sleep 2147483647';
+
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS`: the same anchor, with ROOTFS made the root
+// of the namespace. A chroot is not enough: runc would start containers on the host's root. The
+// rootfs is shared by every run, so what the dockerd writes lands in tmpfs or in DOCKERD_DIR, bound at
+// its own path; the kernel views (proc, sysfs of the VM's network namespace, cgroups, devices) are
+// mounted as a booted system has them.
+const ROOTFS_ANCHOR_SCRIPT = `set -e
+root=$3
+mount --bind "$root" "$root"
+for fs in run tmp; do mount -t tmpfs -o mode=0755 tmpfs "$root/$fs"; done
+chmod 1777 "$root/tmp"
+mkdir -p "$root/run/docker/plugins" "$root$2"
+mount --bind "$1" "$root/run/docker/plugins"
+mount --bind "$2" "$root$2"
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+mount --rbind /dev "$root/dev"
+cd "$root"
+pivot_root . .oldroot
+umount -l /.oldroot
+exec sleep 2147483647`;
 
 /** A private dockerd started by {@link startDockerd}. */
 export class Dockerd {
@@ -324,7 +382,9 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     "--shutdown-timeout", "5",
     ...(options.extraArgs ?? []),
   ];
-  const anchorPid = options.restartOf?.anchorPid ?? (await startMountAnchor(vnet, vm, pluginsDir));
+  const anchorPid =
+    options.restartOf?.anchorPid ??
+    (await startMountAnchor(vnet, vm, pluginsDir, dir, await rootfsOf(options.version ?? dockerdVersionUnderTest())));
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {
@@ -371,8 +431,18 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   return dockerd;
 }
 
-/** Starts the process that holds a private mount namespace with `pluginsDir` on /run/docker/plugins. */
-async function startMountAnchor(vnet: Vnet, vm: string, pluginsDir: string): Promise<number> {
+/**
+ * Starts the process that holds a private mount namespace with `pluginsDir` on /run/docker/plugins,
+ * and with `rootfs`, when given, as its root.
+ */
+async function startMountAnchor(
+  vnet: Vnet,
+  vm: string,
+  pluginsDir: string,
+  dockerdDir: string,
+  rootfs: string | undefined,
+): Promise<number> {
+  const script = rootfs === undefined ? ANCHOR_SCRIPT : ROOTFS_ANCHOR_SCRIPT;
   const anchor = vnet.spawnIn(vm, [
     "unshare",
     "--mount",
@@ -381,9 +451,11 @@ async function startMountAnchor(vnet: Vnet, vm: string, pluginsDir: string): Pro
     "--",
     "sh",
     "-c",
-    ANCHOR_SCRIPT,
+    script,
     "sh",
     pluginsDir,
+    dockerdDir,
+    rootfs ?? "",
   ]);
   const pid = anchor.pid;
   if (pid === undefined) throw new Error("could not spawn the mount-namespace anchor (unshare missing?)");
