@@ -13,6 +13,12 @@ import { forwardChainName, natChainName, ruleComment } from "./names.js";
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
 export const AZURE_DNS = "168.63.129.16/32";
 export const FORWARDING_SYSCTL = "net/ipv4/ip_forward";
+/**
+ * Docker's documented place for an administrator's own filter rules on container traffic: FORWARD
+ * jumps to it first, and dockerd puts that jump back on top whenever it starts. Our FORWARD jumps go
+ * right behind it, so the administrator's rules see azure-vnet containers as they see Docker's own.
+ */
+export const DOCKER_USER_CHAIN = "DOCKER-USER";
 /** The Instance Metadata Service hands out the VM's managed-identity tokens to whoever asks. */
 export const IMDS = "169.254.169.254/32";
 
@@ -54,14 +60,14 @@ export function forwardRules(network: NetworkRecord, path: TrafficPath): string[
   return [...imds, ...isolation, ["-j", "ACCEPT"]];
 }
 
-type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[] };
+type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[]; after?: string };
 
 /** The jumps from built-in chains into the network's own chains. */
 function networkJumps(network: NetworkRecord, path: TrafficPath): Jump[] {
   const forward = forwardChainName(network.id);
   const jumps: Jump[] = [
-    { table: "filter", from: "FORWARD", to: forward, match: path.fromContainers },
-    { table: "filter", from: "FORWARD", to: forward, match: path.toContainers },
+    { table: "filter", from: "FORWARD", to: forward, match: path.fromContainers, after: DOCKER_USER_CHAIN },
+    { table: "filter", from: "FORWARD", to: forward, match: path.toContainers, after: DOCKER_USER_CHAIN },
   ];
   if (!network.internal) {
     jumps.push({
@@ -96,7 +102,7 @@ export async function ensureNetworkRules(
   await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network, path));
   await refreshNatRules(host, network, driver);
   for (const jump of networkJumps(network, path)) {
-    await host.ensureJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id));
+    await host.ensureJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id), jump.after);
   }
 }
 

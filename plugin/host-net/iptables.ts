@@ -17,17 +17,29 @@ export async function setChainRules(table: Table, chain: string, rules: string[]
   await runTool("iptables-restore", ["-w", "5", "--noflush"], { input: text });
 }
 
-/** Adds a jump from a built-in chain to ours, once; `match` narrows which packets jump. */
+/**
+ * Adds a jump from a built-in chain to ours, once; `match` narrows which packets jump. The jump goes
+ * first in `from`, or, when `from` jumps to chain `after`, right behind that jump: a jump that sits
+ * ahead of it (made before `after` existed, or by an older release) is moved there.
+ */
 export async function ensureJump(
   table: Table,
   from: string,
   to: string,
   match: string[],
   comment: string,
+  after?: string,
 ): Promise<void> {
   const rule = jumpRule(to, match, comment);
-  if (await ruleExists(table, from, rule)) return;
-  await iptables(["-t", table, "-I", from, "1", ...rule]);
+  if (await ruleExists(table, from, rule)) {
+    if (after === undefined) return;
+    const rules = await listRules(table, from);
+    const ours = rules.findIndex((words) => sameRule(words, rule));
+    if (ours > jumpIndex(rules, after)) return;
+    await iptables(["-t", table, "-D", from, ...rule]);
+  }
+  const position = after === undefined ? 0 : jumpIndex(await listRules(table, from), after) + 1;
+  await iptables(["-t", table, "-I", from, String(position + 1), ...rule]);
 }
 
 export async function deleteJump(
@@ -92,12 +104,30 @@ export async function listChains(table: Table, prefix: string): Promise<string[]
 /** Deletes every rule in built-in chain `from` that jumps to `chain`, whatever its match. */
 export async function deleteJumpsTo(table: Table, from: string, chain: string): Promise<void> {
   checkChainName(chain);
-  const { stdout } = await iptables(["-t", table, "-S", from]);
-  for (const line of stdout.split("\n")) {
-    const words = splitRule(line);
-    if (words[0] !== "-A" || words.at(-1) !== chain || words.at(-2) !== "-j") continue;
-    await iptables(["-t", table, "-D", ...words.slice(1)]);
+  for (const words of await listRules(table, from)) {
+    if (words.at(-1) === chain && words.at(-2) === "-j") await iptables(["-t", table, "-D", from, ...words]);
   }
+}
+
+/** The rules of `chain` in order, each as its arguments after `-A <chain>`. */
+async function listRules(table: Table, chain: string): Promise<string[][]> {
+  const { stdout } = await iptables(["-t", table, "-S", chain]);
+  return stdout
+    .split("\n")
+    .map(splitRule)
+    .filter((words) => words[0] === "-A")
+    .map((words) => words.slice(2));
+}
+
+/** Index of the first rule that jumps to `chain`, -1 when none does. */
+function jumpIndex(rules: string[][], chain: string): number {
+  return rules.findIndex((words) => words.at(-1) === chain && words.at(-2) === "-j");
+}
+
+/** Whether a listed rule is `rule`; iptables may print the matches in another order than given. */
+function sameRule(listed: string[], rule: string[]): boolean {
+  const sorted = (words: string[]) => [...words].sort().join("\0");
+  return sorted(listed) === sorted(rule);
 }
 
 /** Splits an `iptables -S` line into arguments; comments are the only quoted words it prints. */

@@ -80,14 +80,29 @@ describe("NetworkDriver API over the unix socket", () => {
         ],
       ]);
       expect(calls("ensureJump")).to.deep.equal([
-        ["filter", "FORWARD", "AZV-FWD-ADF4FA8E1772", ["-i", "azadf4f+"], "azure-vnet network adf4fa8e1772"],
-        ["filter", "FORWARD", "AZV-FWD-ADF4FA8E1772", ["-o", "azadf4f+"], "azure-vnet network adf4fa8e1772"],
+        [
+          "filter",
+          "FORWARD",
+          "AZV-FWD-ADF4FA8E1772",
+          ["-i", "azadf4f+"],
+          "azure-vnet network adf4fa8e1772",
+          "DOCKER-USER",
+        ],
+        [
+          "filter",
+          "FORWARD",
+          "AZV-FWD-ADF4FA8E1772",
+          ["-o", "azadf4f+"],
+          "azure-vnet network adf4fa8e1772",
+          "DOCKER-USER",
+        ],
         [
           "nat",
           "POSTROUTING",
           "AZV-NAT-ADF4FA8E1772",
           ["-s", "10.1.0.0/24", "-o", "eth0"],
           "azure-vnet network adf4fa8e1772",
+          undefined,
         ],
       ]);
       expect((await stateOnDisk()).driver.networks[NET]).to.include({ mode: "transparent" });

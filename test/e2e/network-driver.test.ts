@@ -8,7 +8,7 @@
 import { expect } from "chai";
 import { startAzureTestbed, type AzureTestbed, type PluginProcess } from "../helpers/azure-vm.js";
 import type { Dockerd } from "../helpers/dockerd.js";
-import { snapshotHost, type HostSnapshot } from "../helpers/host-snapshot.js";
+import { forwardJumpOrder, snapshotHost, type HostSnapshot } from "../helpers/host-snapshot.js";
 import { INET_HOST_IP, ONPREM_HOST_IP, type Vnet } from "../helpers/vnet.js";
 
 const SECONDARIES = ["10.1.0.5", "10.1.0.6", "10.1.0.7", "10.1.0.8"];
@@ -153,6 +153,27 @@ for (const mode of ["transparent", "bridge"] as const) {
       } finally {
         await recorder.close();
       }
+    });
+
+    it("an administrator's DROP in DOCKER-USER stops the other VM reaching the container, until removed", async () => {
+      const order = await forwardJumpOrder(vnet, "vm1");
+      expect(order.ours, order.rules).to.equal(2);
+      expect(order.ordered, `our FORWARD jumps come after DOCKER-USER's:\n${order.rules}`).to.equal(true);
+      const reachable = async () =>
+        (
+          await vnet.tcpProbe("vm2", "10.1.0.5", HTTP_PORT, {
+            payload: "GET / HTTP/1.0\r\n\r\n",
+            timeoutMs: 2_000,
+          })
+        ).connected;
+      const drop = ["DOCKER-USER", "-d", "10.1.0.5/32", "-j", "DROP"];
+      await vnet.execOk("vm1", ["iptables", "-w", "-I", ...drop]);
+      try {
+        expect(await reachable(), "blocked by DOCKER-USER").to.equal(false);
+      } finally {
+        await vnet.execOk("vm1", ["iptables", "-w", "-D", ...drop]);
+      }
+      expect(await reachable(), "reachable again").to.equal(true);
     });
 
     it("e. an internet host sees the container's traffic arrive from the VM's public address", async () => {

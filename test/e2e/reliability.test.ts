@@ -9,6 +9,7 @@ import { expect } from "chai";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startAzureTestbed, type AzureTestbed } from "../helpers/azure-vm.js";
+import { forwardJumpOrder } from "../helpers/host-snapshot.js";
 import { pollUntil } from "../helpers/run.js";
 import { withFailingPlugin } from "../helpers/failing-plugin.js";
 
@@ -163,6 +164,8 @@ describe("e2e: restarts, crashes, reboot and reconciliation", function () {
       "600",
     );
     await bed().restartDockerd();
+    const order = await forwardJumpOrder(bed().vnet, "vm1");
+    expect(order.ordered, `dockerd put DOCKER-USER back ahead of our jumps:\n${order.rules}`).to.equal(true);
     await pollUntil(
       "c3 to run again",
       async () => (await docker("inspect", "-f", "{{.State.Running}}", "c3")).stdout.trim() === "true",
@@ -219,6 +222,7 @@ describe("e2e: restarts, crashes, reboot and reconciliation", function () {
     const rules = (await vm1("iptables-save")).stdout;
     expect(rules).to.match(/-A FORWARD -i az\w{5}\+ .* -j AZV-FWD-/);
     expect(rules).to.match(/-A POSTROUTING -s 10\.1\.0\.0\/24 -o eth0 .* -j AZV-NAT-/);
+    expect((await forwardJumpOrder(bed().vnet, "vm1")).ordered, "rebuilt behind DOCKER-USER").to.equal(true);
     // The container lost its network with the "reboot"; dockerd's restart brings it back.
     await bed().restartDockerd({ liveRestore: false });
     await pollUntil(

@@ -384,7 +384,13 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   ];
   const anchorPid =
     options.restartOf?.anchorPid ??
-    (await startMountAnchor(vnet, vm, pluginsDir, dir, await rootfsOf(options.version ?? dockerdVersionUnderTest())));
+    (await startMountAnchor(
+      vnet,
+      vm,
+      pluginsDir,
+      dir,
+      await rootfsOf(options.version ?? dockerdVersionUnderTest()),
+    ));
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {

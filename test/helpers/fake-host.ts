@@ -73,7 +73,8 @@ export function createFakeHost(): FakeHost {
       chains.set(`${table}/${chain}`, JSON.stringify(rules));
     }),
     ensureJump: record("ensureJump", (...args: unknown[]) => {
-      jumps.add(JSON.stringify(args));
+      // Where the jump goes (its last argument) is not part of which jump it is.
+      jumps.add(JSON.stringify(args.slice(0, 5)));
     }),
     deleteJump: record("deleteJump", (...args: unknown[]) => {
       jumps.delete(JSON.stringify(args));

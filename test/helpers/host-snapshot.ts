@@ -90,3 +90,18 @@ function withoutEmptyTables(lines: string[]): string[] {
       .every((line) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|BROUTING) ACCEPT$/.test(line));
   return tables.filter((table) => !isEmpty(table)).flat();
 }
+
+/**
+ * Where azure-vnet's jumps sit in `host`'s FORWARD chain relative to Docker's DOCKER-USER jump:
+ * `ordered` when DOCKER-USER exists and every jump to an AZV-FWD- chain comes after it.
+ */
+export async function forwardJumpOrder(
+  vnet: Vnet,
+  host: string,
+): Promise<{ ordered: boolean; ours: number; rules: string }> {
+  const rules = (await vnet.execOk(host, ["iptables", "-w", "-S", "FORWARD"])).stdout;
+  const lines = rules.split("\n");
+  const dockerUser = lines.findIndex((rule) => rule.endsWith("-j DOCKER-USER"));
+  const ours = lines.flatMap((rule, index) => (rule.includes("-j AZV-FWD-") ? [index] : []));
+  return { ordered: dockerUser >= 0 && ours.every((index) => index > dockerUser), ours: ours.length, rules };
+}
