@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need on a fresh Debian 12 machine,
 # builds, lints, and runs every suite — unit and API tests, then the end-to-end tests that build an
-# emulated Azure VNet from network namespaces and run a private dockerd in it. Needs root.
+# emulated Azure VNet from network namespaces and run a private dockerd in it: all of them on the
+# machine's dockerd 20.10, then the core suites on dockerd 26 and 28 from cached Debian root
+# filesystems (test/dockerd-rootfs.sh; README, "Tested Docker versions"). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(docker.io iptables busybox-static iproute2 util-linux docker-registry systemd openssl)
+packages=(docker.io iptables busybox-static iproute2 util-linux docker-registry systemd openssl debootstrap)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -34,5 +36,16 @@ echo "== lint"
 npm run lint
 echo "== unit and API tests"
 npm test
-echo "== end-to-end tests (emulated Azure VNet, real dockerd)"
-npm run test:e2e
+timed() {
+  local start=$SECONDS
+  "$@"
+  echo "== $((SECONDS - start)) s"
+}
+echo "== end-to-end tests (emulated Azure VNet, real dockerd $(dockerd --version | cut -d' ' -f3 | tr -d ,))"
+timed npm run test:e2e
+for release in 26:trixie 28:sid; do
+  echo "== root filesystem with dockerd ${release%%:*} (Debian ${release#*:})"
+  timed bash test/dockerd-rootfs.sh "${release#*:}"
+  echo "== core end-to-end suites on dockerd ${release%%:*}"
+  E2E_DOCKERD=${release%%:*} timed npm run test:e2e:core
+done

@@ -9,6 +9,7 @@ import { forwardChainName, natChainName } from "../../driver/names.js";
 import { createImdsSource } from "../../ipam-driver/sources/imds.js";
 import { dockerApi, type DockerVersion } from "../docker-api.js";
 import { iptablesVersion, listChain } from "../host-net/iptables.js";
+import { judgeDockerVersion } from "./tested-docker.js";
 import { readSysctl } from "../host-net/links.js";
 import { fetchStatus, type PluginStatus } from "./plugin-client.js";
 
@@ -192,6 +193,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
       return;
     }
     add("docker", "ok", `Docker ${version.Version} (API ${version.ApiVersion})`);
+    const judged = judgeDockerVersion(version.Version);
+    add("docker", judged.result, judged.message);
     if (Number(version.Version.split(".")[0]) < 27) {
       add(
         "docker",
