@@ -6,6 +6,7 @@
 import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { forwardChainName, natChainName } from "../../driver/names.js";
+import { DOCKER_USER_CHAIN } from "../../driver/network-setup.js";
 import { createImdsSource } from "../../ipam-driver/sources/imds.js";
 import { dockerApi, type DockerVersion } from "../docker-api.js";
 import { iptablesVersion, listChain } from "../host-net/iptables.js";
@@ -140,7 +141,16 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
 
   await attempt("firewall", async () => {
     add("firewall", "ok", `${await iptablesVersion()} (the plugin and dockerd use the same iptables)`);
-    const forwardJumps = ((await listChain("filter", "FORWARD")) ?? []).join("\n");
+    const forwardRules = (await listChain("filter", "FORWARD")) ?? [];
+    const forwardJumps = forwardRules.join("\n");
+    const dockerUser = forwardRules.findIndex((rule) => rule.endsWith(`-j ${DOCKER_USER_CHAIN}`));
+    const firstOurs = forwardRules.findIndex((rule) => rule.includes("-j AZV-FWD-"));
+    if (dockerUser >= 0 && firstOurs >= 0 && firstOurs < dockerUser)
+      add(
+        "firewall",
+        "warn",
+        `a FORWARD jump of azure-vnet sits ahead of ${DOCKER_USER_CHAIN}, so rules there do not see its containers' traffic — restart the plugin: it moves its jumps behind ${DOCKER_USER_CHAIN} at start`,
+      );
     const natJumps = ((await listChain("nat", "POSTROUTING")) ?? []).join("\n");
     for (const network of networks) {
       const missing: string[] = [];

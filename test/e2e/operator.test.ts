@@ -4,6 +4,7 @@
  * is broken behind the plugin's back. Root only.
  */
 import { expect } from "chai";
+import { forwardJumpOrder } from "../helpers/host-snapshot.js";
 import { fileURLToPath } from "node:url";
 import { startAzureTestbed, type AzureTestbed } from "../helpers/azure-vm.js";
 
@@ -83,6 +84,9 @@ describe("e2e: status and doctor on the VM", function () {
       .filter((l) => l.includes("-j AZV-NAT-"));
     for (const rule of rules)
       await bed().vnet.execOk("vm1", ["sh", "-c", `iptables -t nat ${rule.replace(/^-A/, "-D")}`]);
+    // As a release that put its jumps first left them: DOCKER-USER behind azure-vnet's jumps.
+    await bed().vnet.execOk("vm1", ["iptables", "-w", "-D", "FORWARD", "-j", "DOCKER-USER"]);
+    await bed().vnet.execOk("vm1", ["iptables", "-w", "-A", "FORWARD", "-j", "DOCKER-USER"]);
     const out = await azureVnet("doctor");
     expect(out.code).to.equal(1);
     expect(out.stdout).to.contain(
@@ -91,10 +95,15 @@ describe("e2e: status and doctor on the VM", function () {
     expect(out.stdout).to.match(
       /FAIL {2}firewall: network \w{12} is missing its POSTROUTING jump \(removed by a firewall reload\?\) — restart the plugin: it re-creates missing rules at start/,
     );
+    expect(out.stdout).to.contain(
+      "WARN  firewall: a FORWARD jump of azure-vnet sits ahead of DOCKER-USER, so rules there do not see its containers' traffic — restart the plugin: it moves its jumps behind DOCKER-USER at start",
+    );
     // The fix the doctor names works.
     await bed().restartPlugin("SIGTERM");
     const again = await azureVnet("doctor");
     expect(again.code, again.stdout).to.equal(0);
+    expect(again.stdout).to.not.contain("WARN  firewall");
+    expect((await forwardJumpOrder(bed().vnet, "vm1")).ordered).to.equal(true);
   });
 
   it("doctor says when all secondary IPs are in use, and when the plugin is not running", async () => {
