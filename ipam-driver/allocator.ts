@@ -43,8 +43,17 @@ export type AddressRequest = { poolId: string; address: IpAddress | undefined; i
 /** IPv4 answer to a RequestPool without `--subnet`; see README "Networks created without --subnet". */
 export const ANY_IPV4_POOL = "0.0.0.0/0";
 
-/** Finds or creates the pool for a request and takes a reference on it. */
-export function requestPool(state: IpamState, inventory: Inventory, request: PoolRequest): PoolGrant {
+/**
+ * Creates a pool for a request. Every request gets a pool of its own, named with `tag` (unique per
+ * call): two networks on one subnet never share a pool, so a ReleasePool that dockerd sends again (after
+ * a transport error) can only ever remove the pool it names, never another network's.
+ */
+export function requestPool(
+  state: IpamState,
+  inventory: Inventory,
+  request: PoolRequest,
+  tag: string,
+): PoolGrant {
   const { nic, subnet } = choosePoolSubnet(inventory, request);
   if (request.range && !prefixCovers(parsePrefix(subnet.prefix)!, request.range)) {
     throw new InvalidParameterError(
@@ -55,27 +64,34 @@ export function requestPool(state: IpamState, inventory: Inventory, request: Poo
     );
   }
   const requested = request.pool?.text ?? "";
-  const id = poolId(nic.macAddress, subnet.prefix, request.range?.text, requested);
-  const existing = state.pools[id];
-  if (existing) existing.refCount += 1;
-  else {
-    state.pools[id] = {
-      id,
-      macAddress: nic.macAddress,
-      family: subnet.family,
-      subnet: subnet.prefix,
-      range: request.range?.text,
-      requested,
-      refCount: 1,
-      lastAllocated: undefined,
-    };
-  }
-  return { poolId: id, pool: answeredPool(state.pools[id]!), gateway: gatewayCidr(subnet) };
+  const id = poolId(nic.macAddress, subnet.prefix, request.range?.text, requested, tag);
+  if (Object.hasOwn(state.pools, id)) throw new Error(`pool tag ${tag} is in use; give each request its own`);
+  const pool: PoolRecord = {
+    id,
+    macAddress: nic.macAddress,
+    family: subnet.family,
+    subnet: subnet.prefix,
+    range: request.range?.text,
+    requested,
+    refCount: 1,
+    lastAllocated: undefined,
+  };
+  state.pools[id] = pool;
+  return { poolId: id, pool: answeredPool(pool), gateway: gatewayCidr(subnet) };
 }
 
-/** Drops a reference; the last one removes the pool and any address still reserved in it. */
+/** The pool named `id`; ids come from requests, so `__proto__` and the like are simply unknown. */
+export function findPool(state: IpamState, id: string): PoolRecord | undefined {
+  return Object.hasOwn(state.pools, id) ? state.pools[id] : undefined;
+}
+
+/**
+ * Removes a pool and any address still reserved in it; an unknown or already removed pool is left
+ * alone, so the call is safe to repeat. Pools of older releases were shared by networks with the same
+ * request and counted; those lose one reference.
+ */
 export function releasePool(state: IpamState, id: string): Reservation[] {
-  const pool = state.pools[id];
+  const pool = findPool(state, id);
   if (!pool) return [];
   pool.refCount -= 1;
   if (pool.refCount > 0) return [];
@@ -92,7 +108,7 @@ export function requestAddress(
   request: AddressRequest,
   now: Date,
 ): string {
-  const pool = state.pools[request.poolId];
+  const pool = findPool(state, request.poolId);
   if (!pool) {
     throw new NotFoundError(`unknown pool ${request.poolId}`, {
       hint: "the plugin's state does not know this network; remove the network and create it again",
@@ -173,10 +189,16 @@ function choosePoolSubnet(inventory: Inventory, request: PoolRequest): { nic: Ni
   const version = `IPv${request.family}`;
   if (request.pool) {
     const wanted = request.pool.text;
-    for (const nic of nics) {
-      const subnet = nic.subnets.find((s) => s.prefix === wanted);
-      if (subnet) return { nic, subnet };
+    const matches = nics.flatMap((nic) =>
+      nic.subnets.filter((s) => s.prefix === wanted).map((subnet) => ({ nic, subnet })),
+    );
+    if (matches.length > 1) {
+      const names = matches.map((m) => nicLabel(m.nic));
+      throw new InvalidParameterError(`--subnet ${wanted} is on ${names.length} NICs: ${names.join(", ")}`, {
+        hint: `pick one with --ipam-opt interface=${matches[0]!.nic.interfaceName ?? "NAME"} (or mac=...)`,
+      });
     }
+    if (matches[0]) return matches[0];
     const known = nics.flatMap((nic) =>
       nic.subnets.filter((s) => s.family === request.family).map((s) => `${s.prefix} (${nicLabel(nic)})`),
     );
@@ -189,6 +211,18 @@ function choosePoolSubnet(inventory: Inventory, request: PoolRequest): { nic: Ni
       },
     );
   }
+  if (request.family === 6) {
+    // dockerd 20.10-26 check a pool they did not ask for against the host's nameservers and ask again,
+    // forever, when it overlaps; the NIC's real /64 may. An explicit --subnet is never checked.
+    const known = nics.flatMap((nic) =>
+      nic.subnets.filter((s) => s.family === 6).map((s) => `${s.prefix} (${nicLabel(nic)})`),
+    );
+    throw new InvalidParameterError("an IPv6 pool needs --subnet", {
+      hint: known.length
+        ? `add --subnet with the NIC's IPv6 prefix: ${known.join(", ")}`
+        : "this VM's NICs have no IPv6 addresses; add IPv6 IP configurations to the NIC, or drop --ipv6",
+    });
+  }
   const nic = request.nic ? nics[0]! : inventory.nics.find((n) => n.isPrimary);
   if (!nic)
     throw new UnavailableError("the pool source reported no NICs", {
@@ -197,10 +231,7 @@ function choosePoolSubnet(inventory: Inventory, request: PoolRequest): { nic: Ni
   const subnet = nic.subnets.find((s) => s.family === request.family);
   if (!subnet) {
     throw new InvalidParameterError(`${nicLabel(nic)} has no ${version} addresses`, {
-      hint:
-        request.family === 6
-          ? "add IPv6 IP configurations to the NIC, or create the network without --ipv6"
-          : "add IP configurations to the NIC",
+      hint: "add IP configurations to the NIC",
     });
   }
   return { nic, subnet };
@@ -290,8 +321,14 @@ function nextFreeAddress(state: IpamState, pool: PoolRecord, nic: Nic, subnet: S
   );
 }
 
-function poolId(macAddress: string, subnet: string, range: string | undefined, requested: string): string {
-  return ["azure", macAddress, subnet, range ?? "*", requested ? "subnet" : "any"].join(";");
+function poolId(
+  macAddress: string,
+  subnet: string,
+  range: string | undefined,
+  requested: string,
+  tag: string,
+): string {
+  return ["azure", macAddress, subnet, range ?? "*", requested ? "subnet" : "any", tag].join(";");
 }
 
 function answeredPool(pool: PoolRecord): string {

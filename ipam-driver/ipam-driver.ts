@@ -2,6 +2,7 @@
  * The IpamDriver API: one method per call. Each parses and checks its request, runs the allocator on the
  * persisted records, and returns the wire answer. Changes are written to disk before the answer leaves.
  */
+import { randomBytes } from "node:crypto";
 import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../plugin/errors.js";
 import type { Logger } from "../plugin/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
@@ -66,7 +67,7 @@ export class IpamDriver {
     const request = parsePoolRequest(body);
     const inventory = this.inventory();
     const grant = await this.deps.state.update((draft) =>
-      allocator.requestPool(draft.ipam, inventory, request),
+      allocator.requestPool(draft.ipam, inventory, request, unusedPoolTag(draft.ipam)),
     );
     return { PoolID: grant.poolId, Pool: grant.pool, Data: { [GATEWAY_LABEL]: grant.gateway } };
   }
@@ -98,7 +99,7 @@ export class IpamDriver {
       try {
         return { Address: await allocate(), Data: {} };
       } catch (stillExhausted) {
-        const pool = this.deps.state.current.ipam.pools[request.poolId];
+        const pool = allocator.findPool(this.deps.state.current.ipam, request.poolId);
         // Growth adds addresses anywhere in the subnet: no help for --ip or --ip-range.
         if (!this.growth || !pool || request.address || pool.range) throw stillExhausted;
         return { Address: await this.allocateWhileGrowing(pool, allocate, stillExhausted), Data: {} };
@@ -218,6 +219,14 @@ export class IpamDriver {
       });
     }
     return inventory;
+  }
+}
+
+/** A random tag that no pool id carries yet, which makes each RequestPool's pool id its own. */
+function unusedPoolTag(ipam: PluginState["ipam"]): string {
+  for (;;) {
+    const tag = randomBytes(4).toString("hex");
+    if (!Object.keys(ipam.pools).some((id) => id.endsWith(`;${tag}`))) return tag;
   }
 }
 

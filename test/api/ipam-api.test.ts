@@ -13,8 +13,11 @@ import {
   type PluginUnderTest,
 } from "../helpers/plugin-under-test.js";
 
-const ANY_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;any`;
-const SUBNET_POOL = `azure;${ETH0_MAC};10.1.0.0/24;*;subnet`;
+/** Pool ids name the NIC, subnet, range and request, and end in a tag unique to each RequestPool. */
+const poolIdOf = (mac: string, rest: string) =>
+  new RegExp(`^azure;${mac};${rest.replace(/[.*/]/g, "\\$&")};[0-9a-f]{8}$`);
+const ANY_POOL = poolIdOf(ETH0_MAC, "10.1.0.0/24;*;any");
+const SUBNET_POOL = poolIdOf(ETH0_MAC, "10.1.0.0/24;*;subnet");
 
 describe("IpamDriver API over the unix socket", () => {
   let plugin: PluginUnderTest;
@@ -68,16 +71,18 @@ describe("IpamDriver API over the unix socket", () => {
         V6: false,
       });
       expect(res.status).to.equal(200);
+      expect(res.body.PoolID).to.match(ANY_POOL);
       expect(res.body).to.deep.equal({
-        PoolID: ANY_POOL,
+        PoolID: res.body.PoolID,
         Pool: "0.0.0.0/0",
         Data: { "com.docker.network.gateway": "10.1.0.1/24" },
       });
     });
     it("with --subnet answers that subnet", async () => {
       const res = await post("/IpamDriver.RequestPool", { AddressSpace: "azure-local", Pool: "10.1.0.0/24" });
+      expect(res.body.PoolID).to.match(SUBNET_POOL);
       expect(res.body).to.deep.equal({
-        PoolID: SUBNET_POOL,
+        PoolID: res.body.PoolID,
         Pool: "10.1.0.0/24",
         Data: { "com.docker.network.gateway": "10.1.0.1/24" },
       });
@@ -90,25 +95,44 @@ describe("IpamDriver API over the unix socket", () => {
       ]) {
         const res = await post("/IpamDriver.RequestPool", { Pool: "", Options });
         expect(res.status, JSON.stringify(Options)).to.equal(200);
-        expect(res.body.PoolID).to.equal(`azure;${ETH1_MAC};10.2.0.0/24;*;any`);
+        expect(res.body.PoolID).to.match(poolIdOf(ETH1_MAC, "10.2.0.0/24;*;any"));
         expect(res.body.Data).to.deep.equal({ "com.docker.network.gateway": "10.2.0.1/24" });
       }
     });
-    it("the same request gets the same PoolID and is reference-counted", async () => {
+    it("gives each request a pool of its own, so a repeated ReleasePool never touches another network's addresses", async () => {
       const first = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" });
       const second = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" });
-      expect(second.body.PoolID).to.equal(first.body.PoolID);
-      await post("/IpamDriver.ReleasePool", { PoolID: first.body.PoolID }).expect(200);
-      await post("/IpamDriver.RequestAddress", { PoolID: first.body.PoolID }).expect(200);
-      await post("/IpamDriver.ReleasePool", { PoolID: first.body.PoolID }).expect(200);
+      expect(second.body.PoolID).to.not.equal(first.body.PoolID);
+      await post("/IpamDriver.RequestAddress", { PoolID: second.body.PoolID, Address: "10.1.0.6" }).expect(
+        200,
+      );
+      // dockerd re-sends a call after a transport error: the second ReleasePool must change nothing.
+      await post("/IpamDriver.ReleasePool", { PoolID: first.body.PoolID }).expect(200, {});
+      await post("/IpamDriver.ReleasePool", { PoolID: first.body.PoolID }).expect(200, {});
+      const held = await post("/IpamDriver.RequestAddress", {
+        PoolID: second.body.PoolID,
+        Address: "10.1.0.6",
+      });
+      expect(held.status, "the other network still holds 10.1.0.6").to.equal(409);
       const gone = await post("/IpamDriver.RequestAddress", { PoolID: first.body.PoolID });
       expect(gone.status).to.equal(500);
       expect(gone.body.Err).to.match(/^unknown pool .* — .*create it again/);
     });
+    it("treats ids like __proto__ as unknown pools", async () => {
+      for (const PoolID of ["__proto__", "constructor", "toString"]) {
+        await post("/IpamDriver.ReleasePool", { PoolID }).expect(200, {});
+        const res = await post("/IpamDriver.RequestAddress", { PoolID });
+        expect(res.status, PoolID).to.equal(500);
+        expect(res.body.Err).to.equal(
+          `unknown pool ${PoolID} — the plugin's state does not know this network; remove the network and create it again`,
+        );
+      }
+      expect(Object.prototype).to.not.have.property("refCount");
+    });
     it("--ip-range restricts automatic allocation and needs --subnet", async () => {
       const res = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24", SubPool: "10.1.0.6/31" });
       expect(res.status).to.equal(200);
-      expect(res.body.PoolID).to.equal(`azure;${ETH0_MAC};10.1.0.0/24;10.1.0.6/31;subnet`);
+      expect(res.body.PoolID).to.match(poolIdOf(ETH0_MAC, "10.1.0.0/24;10.1.0.6/31;subnet"));
       const addresses = [];
       for (let i = 0; i < 2; i++)
         addresses.push((await post("/IpamDriver.RequestAddress", { PoolID: res.body.PoolID })).body.Address);
@@ -166,10 +190,10 @@ describe("IpamDriver API over the unix socket", () => {
         "unknown --ipam-opt colour — supported: interface=..., azure.interface.name=..., mac=...",
       ],
       [
-        "IPv6 on a NIC without IPv6 addresses",
+        "IPv6 without --subnet (dockerd 20.10-26 could loop on it)",
         { V6: true },
         400,
-        "eth0 has no IPv6 addresses — add IPv6 IP configurations to the NIC, or create the network without --ipv6",
+        "an IPv6 pool needs --subnet — this VM's NICs have no IPv6 addresses; add IPv6 IP configurations to the NIC, or drop --ipv6",
       ],
       [
         "an IPv4 subnet with V6",
