@@ -4,7 +4,7 @@
  * file before answering. Calls are serialised: host changes of two requests never interleave.
  */
 import { normalizeMac, type Inventory, type Nic, type Subnet } from "../ipam-driver/inventory.js";
-import { recordEndpointOwner } from "../ipam-driver/allocator.js";
+import { bindPool, findReservation, recordEndpointOwner, unboundPools } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains } from "../ipam-driver/ip.js";
 import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../plugin/errors.js";
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
@@ -26,7 +26,7 @@ import type {
   NetworkRecord,
   PendingUnlink,
 } from "./driver-state.js";
-import { containerMac } from "./names.js";
+import { containerMac, hostVethName } from "./names.js";
 import { dockerId, parseCreateNetwork, parseEndpointLinks } from "./network-options.js";
 import {
   deleteNetworkRules,
@@ -55,6 +55,7 @@ export type NetworkDriverDeps = {
 };
 
 type Empty = Record<string, never>;
+type ChosenNic = { nic: Nic; subnet: Subnet; poolId?: string | undefined };
 
 export class NetworkDriver {
   private readonly queue = new SerialQueue();
@@ -89,7 +90,8 @@ export class NetworkDriver {
     return this.queue.run(async () => {
       const state = this.deps.state.current.driver;
       const existing = state.networks[request.networkId];
-      const network = existing ?? this.newNetworkRecord(request);
+      const chosen = existing ? undefined : this.chooseNic(request);
+      const network = existing ?? this.newNetworkRecord(request, chosen!);
       const dataPath = this.dataPath(network.mode);
       checkNicModes(Object.values(state.networks), network);
       checkSharedNat(Object.values(state.networks), network);
@@ -112,6 +114,7 @@ export class NetworkDriver {
         await this.deps.state.update((draft) => {
           draft.driver.networks[network.id] = network;
           draft.driver.savedSysctls = savedSysctls;
+          if (chosen?.poolId) bindPool(draft.ipam, chosen.poolId, network.id);
         });
       } catch (error) {
         if (!existing) await this.undoNetwork(network, savedSysctls);
@@ -182,6 +185,8 @@ export class NetworkDriver {
           `endpoint ${endpointId.slice(0, 12)} already exists with address ${existing.address}`,
         );
       }
+      this.checkAddressSource(network, endpointId, address.address);
+      if (!existing) checkVethName(this.deps.state.current.driver, network, endpointId);
       const macAddress = existing?.macAddress ?? requestedMac ?? containerMac(address.address);
       if (!existing) {
         const endpoint: EndpointRecord = {
@@ -343,8 +348,10 @@ export class NetworkDriver {
     };
   }
 
-  private newNetworkRecord(request: ReturnType<typeof parseCreateNetwork>): NetworkRecord {
-    const { nic, subnet } = this.nicForGateway(request.gateway.text);
+  private newNetworkRecord(
+    request: ReturnType<typeof parseCreateNetwork>,
+    { nic, subnet }: ChosenNic,
+  ): NetworkRecord {
     return {
       id: request.networkId,
       mode: request.mode,
@@ -362,33 +369,82 @@ export class NetworkDriver {
     };
   }
 
-  private nicForGateway(gateway: string): { nic: Nic; subnet: Subnet } {
+  /**
+   * The NIC a new network is built on, decided once: the one whose subnet has the network's gateway,
+   * or, when two NICs share that subnet, the one the IPAM driver gave the network's pool.
+   */
+  private chooseNic(request: ReturnType<typeof parseCreateNetwork>): ChosenNic {
     const inventory = this.deps.inventory();
     if (!inventory)
       throw new UnavailableError("the VM's NIC configuration has not been read yet", {
         hint: "check the plugin's log",
       });
-    for (const nic of inventory.nics) {
-      const subnet = nic.subnets.find((s) => s.family === 4 && s.gateway === gateway);
-      if (!subnet) continue;
-      if (!nic.interfaceName) {
-        throw new UnavailableError(
-          `NIC ${nic.macAddress} of subnet ${subnet.prefix} is not an interface of this host`,
-          {
-            hint: "run the plugin in the VM's network namespace (host network for the managed plugin)",
-          },
-        );
-      }
-      if (!subnet.primary) {
-        throw new UnavailableError(`the pool source gives no primary IP for ${nic.interfaceName}`, {
-          hint: "check the pool source",
-        });
-      }
-      return { nic, subnet };
+    const gateway = request.gateway.text;
+    const onGateway = inventory.nics.flatMap((nic) =>
+      nic.subnets.filter((s) => s.family === 4 && s.gateway === gateway).map((subnet) => ({ nic, subnet })),
+    );
+    if (onGateway.length === 0) {
+      throw new InvalidParameterError(`gateway ${gateway} is not the gateway of a subnet of this VM's NICs`, {
+        hint: "create azure networks with --ipam-driver azure",
+      });
     }
-    throw new InvalidParameterError(`gateway ${gateway} is not the gateway of a subnet of this VM's NICs`, {
-      hint: "create azure networks with --ipam-driver azure",
-    });
+    const pools = unboundPools(this.deps.state.current.ipam, request.pool, onGateway[0]!.subnet.prefix);
+    const withPool = onGateway.filter(({ nic }) => pools.some((p) => p.macAddress === nic.macAddress));
+    const chosen = onGateway.length === 1 ? onGateway[0]! : withPool.length === 1 ? withPool[0]! : undefined;
+    if (!chosen) {
+      const names = onGateway.map(({ nic }) => nic.interfaceName ?? nic.macAddress).join(", ");
+      throw new ConflictError(
+        `subnet ${onGateway[0]!.subnet.prefix} is on NICs ${names}, and the network's pool does not say which one it is for`,
+        {
+          hint: "create it with --ipam-driver azure --ipam-opt interface=NAME, one network at a time",
+        },
+      );
+    }
+    const { nic, subnet } = chosen;
+    if (!nic.interfaceName) {
+      throw new UnavailableError(
+        `NIC ${nic.macAddress} of subnet ${subnet.prefix} is not an interface of this host`,
+        {
+          hint: "run the plugin in the VM's network namespace (host network for the managed plugin)",
+        },
+      );
+    }
+    if (!subnet.primary) {
+      throw new UnavailableError(`the pool source gives no primary IP for ${nic.interfaceName}`, {
+        hint: "check the pool source",
+      });
+    }
+    return { nic, subnet, poolId: pools.find((p) => p.macAddress === nic.macAddress)?.id };
+  }
+
+  /**
+   * An endpoint's address must be one the IPAM driver handed out on the network's NIC, and not one
+   * another endpoint holds: anything else (Docker's default IPAM, the VM's own address, an address of
+   * another NIC) would take over someone else's traffic or be dropped by Azure.
+   */
+  private checkAddressSource(network: NetworkRecord, endpointId: string, address: string): void {
+    const ipam = this.deps.state.current.ipam;
+    const reservation = findReservation(ipam, address);
+    if (!reservation) {
+      throw new InvalidParameterError(
+        `endpoint address ${address} was not handed out by the azure IPAM driver`,
+        {
+          hint: "create azure networks with --ipam-driver azure, so that every address is a free secondary IP of the NIC",
+        },
+      );
+    }
+    if (reservation.macAddress !== network.macAddress) {
+      throw new ConflictError(
+        `endpoint address ${address} is a secondary IP of NIC ${reservation.macAddress}, but network ${network.id.slice(0, 12)} is on ${network.interfaceName}`,
+        { hint: `create the network with --ipam-opt interface=${network.interfaceName}` },
+      );
+    }
+    if (reservation.endpointId !== undefined && reservation.endpointId !== endpointId) {
+      throw new ConflictError(
+        `endpoint address ${address} is held by endpoint ${reservation.endpointId.slice(0, 12)}`,
+        { hint: "remove that container first, or let the IPAM driver choose an address" },
+      );
+    }
   }
 
   private async undoNetwork(network: NetworkRecord, savedSysctls: Record<string, string>): Promise<void> {
@@ -442,6 +498,23 @@ function forgetEndpoint(
       address: endpoint.address,
       links: { ...endpoint.azure, state: "unlinking", attempts: 0 },
     };
+  }
+}
+
+/**
+ * Interface names keep part of the endpoint id; two endpoints of one network that share it would share
+ * one veth, and the second Join would delete the first container's link.
+ */
+function checkVethName(driver: DriverState, network: NetworkRecord, endpointId: string): void {
+  const name = hostVethName(network.id, endpointId);
+  const twin = Object.values(driver.endpoints).find(
+    (e) => e.id !== endpointId && e.networkId === network.id && hostVethName(network.id, e.id) === name,
+  );
+  if (twin) {
+    throw new ConflictError(
+      `endpoint ${endpointId.slice(0, 12)} would get interface ${name}, which endpoint ${twin.id.slice(0, 12)} has`,
+      { hint: "start the container again: it gets a new endpoint id" },
+    );
   }
 }
 

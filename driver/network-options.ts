@@ -3,6 +3,7 @@
  * `--internal`, `--ipv6`, and the IPAM data the network is built from.
  */
 import { parseIp, parsePrefix, type IpAddress } from "../ipam-driver/ip.js";
+import { LOCAL_ADDRESS_SPACE } from "../ipam-driver/types.js";
 import { InvalidParameterError } from "../plugin/errors.js";
 import { stringField, type RequestBody } from "../plugin/request-fields.js";
 import type { AzureLinkRequest, NetworkMode } from "./driver-state.js";
@@ -34,6 +35,8 @@ export type CreateNetworkRequest = {
   imdsAccess: boolean;
   /** The subnet gateway the IPAM driver chose; it identifies the NIC subnet. */
   gateway: IpAddress;
+  /** The pool the IPAM driver answered (the NIC's subnet, or 0.0.0.0/0 without --subnet). */
+  pool: string;
   azureLinks: AzureLinkRequest | undefined;
 };
 
@@ -109,7 +112,8 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
       hint: `drop -o ${PUBLIC_IP_OPTION} and -o ${BACKEND_POOL_OPTION}, or --internal`,
     });
   }
-  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway: ipv4Gateway(body), azureLinks };
+  const { gateway, pool } = ipv4Data(body);
+  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway, pool, azureLinks };
 }
 
 /**
@@ -191,18 +195,27 @@ function parseRanges(value: string): string[] {
   });
 }
 
-function ipv4Gateway(body: RequestBody): IpAddress {
+/** The IPv4 pool dockerd got from the network's IPAM driver, which must be this plugin's. */
+function ipv4Data(body: RequestBody): { gateway: IpAddress; pool: string } {
   const data = body.IPv4Data;
   const first: unknown = Array.isArray(data) ? data[0] : undefined;
-  const gatewayText =
-    typeof first === "object" && first !== null ? (first as RequestBody).Gateway : undefined;
+  const fields = typeof first === "object" && first !== null ? (first as RequestBody) : {};
+  const gatewayText = fields.Gateway;
   const gateway = typeof gatewayText === "string" ? parseIp(gatewayText.split("/")[0]!) : undefined;
   if (!gateway) {
     throw new InvalidParameterError("the network has no IPv4 gateway from its IPAM driver", {
       hint: "create azure networks with --ipam-driver azure",
     });
   }
-  return gateway;
+  if (fields.AddressSpace !== LOCAL_ADDRESS_SPACE) {
+    throw new InvalidParameterError(
+      `the network's addresses come from address space ${JSON.stringify(fields.AddressSpace ?? "")}, not from the azure IPAM driver`,
+      {
+        hint: "create azure networks with --ipam-driver azure (azure:latest for the managed plugin): only its addresses are secondary IPs of the NIC",
+      },
+    );
+  }
+  return { gateway, pool: typeof fields.Pool === "string" ? fields.Pool : "" };
 }
 
 function objectField(body: RequestBody, name: string): RequestBody {

@@ -139,7 +139,7 @@ export function requestAddress(
 
 /** Frees an address; unknown addresses, the gateway and addresses of other pools are left alone. */
 export function releaseAddress(state: IpamState, id: string, address: IpAddress): Reservation | undefined {
-  const reservation = state.reservations[address.text];
+  const reservation = findReservation(state, address.text);
   if (!reservation || reservation.poolId !== id) return undefined;
   delete state.reservations[address.text];
   return reservation;
@@ -348,13 +348,34 @@ function abbreviate(addresses: string[]): string {
 
 /** Notes which endpoint holds an address, so conflicts can name it; unknown addresses are ignored. */
 export function recordEndpointOwner(state: IpamState, address: string, endpointId: string): void {
-  const reservation = state.reservations[address];
+  const reservation = findReservation(state, address);
   if (reservation) reservation.endpointId = endpointId;
+}
+
+/** The reservation of `address`, if the IPAM driver handed it out. */
+export function findReservation(state: IpamState, address: string): Reservation | undefined {
+  return Object.hasOwn(state.reservations, address) ? state.reservations[address] : undefined;
+}
+
+/**
+ * Pools no network is built on yet whose answer to dockerd was `answered` on NIC subnet `subnet`: the
+ * candidates for a network dockerd is creating with that pool.
+ */
+export function unboundPools(state: IpamState, answered: string, subnet: string): PoolRecord[] {
+  return Object.values(state.pools).filter(
+    (pool) => pool.networkId === undefined && pool.subnet === subnet && answeredPool(pool) === answered,
+  );
+}
+
+/** Records that `networkId` is built on pool `id`, so later networks on the subnet are told apart. */
+export function bindPool(state: IpamState, id: string, networkId: string): void {
+  const pool = findPool(state, id);
+  if (pool) pool.networkId = networkId;
 }
 
 /** Drops a reservation whatever its pool: for addresses Docker no longer uses (reconciliation). */
 export function dropReservation(state: IpamState, address: string): Reservation | undefined {
-  const reservation = state.reservations[address];
+  const reservation = findReservation(state, address);
   if (reservation) delete state.reservations[address];
   return reservation;
 }

@@ -17,6 +17,8 @@ import type { PendingAddress } from "./pending-addresses.js";
 import { PoolGrowth, type GrowthHooks, type GrowthOptions, type NicEditor } from "./pool-growth.js";
 import {
   GATEWAY_LABEL,
+  GLOBAL_ADDRESS_SPACE,
+  LOCAL_ADDRESS_SPACE,
   REQUEST_ADDRESS_TYPE,
   type AddressSpacesResponse,
   type CapabilitiesResponse,
@@ -25,8 +27,6 @@ import {
   type RequestPoolResponse,
 } from "./types.js";
 
-export const LOCAL_ADDRESS_SPACE = "azure-local";
-export const GLOBAL_ADDRESS_SPACE = "azure-global";
 
 /** `--ipam-opt` keys that pick the NIC; the second is the original Azure plugin's. */
 const INTERFACE_OPTIONS = ["interface", "azure.interface.name"];

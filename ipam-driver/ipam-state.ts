@@ -18,6 +18,8 @@ export type PoolRecord = {
   refCount: number;
   /** Allocation continues after this address, so a released address is not reused at once. */
   lastAllocated: string | undefined;
+  /** The network the network driver built on this pool (pools of older releases have none). */
+  networkId?: string;
 };
 
 export type Reservation = {

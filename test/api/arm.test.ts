@@ -364,6 +364,11 @@ describe("Azure Resource Manager through the plugin", function () {
         IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.1.0.0/24", Gateway: "10.1.0.1/24" }],
         IPv6Data: [],
       });
+    /** What dockerd does before CreateEndpoint: RequestAddress reserves the address in the IPAM driver. */
+    const reserve = async (address: string) => {
+      const pool = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" }).expect(200);
+      await post("/IpamDriver.RequestAddress", { PoolID: pool.body.PoolID, Address: address }).expect(200);
+    };
     const createEndpoint = (endpointId: string, address: string, options: Record<string, string> = {}) =>
       post("/NetworkDriver.CreateEndpoint", {
         NetworkID: NET,
@@ -403,6 +408,7 @@ describe("Azure Resource Manager through the plugin", function () {
     it("-o public-ip=true: each container gets a new public IP on its IP configuration, deleted when it goes", async () => {
       await plugin!.restart({ metricsAddress: "127.0.0.1:0" });
       await createNetwork({ "public-ip": "true" }).expect(200);
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5").expect(200);
       const azureLinks = await linked(EP);
       expect(azureLinks.publicIpAddress).to.equal("198.51.100.200");
@@ -468,6 +474,7 @@ describe("Azure Resource Manager through the plugin", function () {
       });
       agent.destroy();
       await createNetwork({}).expect(200);
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5", { "public-ip": "shared-ip" }).expect(200);
       expect((await linked(EP)).publicIpAddress).to.equal("198.51.100.200");
       expect(arm.publicIps()[0]!.ipConfigurationId).to.match(/\/ipconfig2$/);
@@ -476,6 +483,7 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(arm.publicIps(), "not the plugin's to delete").to.have.length(1);
       expect(arm.publicIps()[0]!.ipConfigurationId).to.equal(undefined);
 
+      await reserve("10.1.0.6");
       await createEndpoint(EP2, "10.1.0.6", { "public-ip": "missing-ip" }).expect(200);
       const failed = await failedLink(EP2);
       expect(failed.error).to.contain("cannot read public IP missing-ip");
@@ -483,6 +491,7 @@ describe("Azure Resource Manager through the plugin", function () {
 
     it("--driver-opt lb-backend-pool puts the IP configuration into the backend pool and takes it out", async () => {
       await createNetwork({}).expect(200);
+      await reserve("10.1.0.6");
       await createEndpoint(EP, "10.1.0.6", { "lb-backend-pool": POOL_ID }).expect(200);
       await linked(EP);
       expect(arm.backendPoolMembers("lb1", "pool1")).to.have.length(1);
@@ -494,6 +503,7 @@ describe("Azure Resource Manager through the plugin", function () {
 
     it("a backend pool Azure does not have: the link fails with ARM's reason", async () => {
       await createNetwork({}).expect(200);
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5", { "lb-backend-pool": POOL_ID.replace("pool1", "pool2") }).expect(
         200,
       );
@@ -505,7 +515,12 @@ describe("Azure Resource Manager through the plugin", function () {
     });
 
     it("an address Azure's NIC does not hold cannot be linked, and needs no unlinking", async () => {
+      // IMDS still shows an address that is gone from the NIC in Azure.
+      const eth0Subnet = nics.interfaces[1]!.subnets[0]!;
+      eth0Subnet.secondaryAddresses = [...(eth0Subnet.secondaryAddresses ?? []), "10.1.0.7"];
+      await plugin!.restart();
       await createNetwork({}).expect(200);
+      await reserve("10.1.0.7");
       await createEndpoint(EP, "10.1.0.7", { "lb-backend-pool": POOL_ID }).expect(200);
       const failed = await failedLink(EP);
       expect(failed.error).to.contain("NIC eth0-nic has no IP configuration with 10.1.0.7 in Azure");
@@ -516,6 +531,7 @@ describe("Azure Resource Manager through the plugin", function () {
     it("a link that Azure refuses is retried and shown as failed meanwhile; the container is not held up", async () => {
       arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
       await createNetwork({ "lb-backend-pool": POOL_ID }).expect(200);
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5").expect(200);
       const failed = await failedLink(EP);
       expect(failed.error).to.contain("the Azure operation failed");
@@ -535,6 +551,7 @@ describe("Azure Resource Manager through the plugin", function () {
     it("links and unlinks that a restart interrupted are finished after it", async () => {
       await createNetwork({ "public-ip": "true" }).expect(200);
       arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" });
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5").expect(200);
       await failedLink(EP);
       await plugin!.restart();
@@ -555,6 +572,7 @@ describe("Azure Resource Manager through the plugin", function () {
       arm = await startArm({ operationPolls: 2 });
       await start();
       await createNetwork({ "public-ip": "true" }).expect(200);
+      await reserve("10.1.0.5");
       await createEndpoint(EP, "10.1.0.5").expect(200);
       await pollUntil("Azure to be working on the link", () =>
         Promise.resolve(

@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { readFile } from "node:fs/promises";
-import { startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
+import { ETH0_MAC, ETH1_MAC, startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
 
 const NET = "adf4fa8e1772" + "0".repeat(52);
 const NET2 = "bb00112233445566" + "1".repeat(48);
@@ -229,8 +229,17 @@ describe("NetworkDriver API over the unix socket", () => {
         "the azure network driver does not support IPv6 yet — create the network without --ipv6",
       ],
       [
+        "addresses from Docker's default IPAM",
+        createBody({
+          IPv4Data: [{ AddressSpace: "LocalDefault", Pool: "10.1.0.0/24", Gateway: "10.1.0.1/24" }],
+        }),
+        'the network\'s addresses come from address space "LocalDefault", not from the azure IPAM driver — create azure networks with --ipam-driver azure (azure:latest for the managed plugin): only its addresses are secondary IPs of the NIC',
+      ],
+      [
         "another IPAM driver's gateway",
-        createBody({ IPv4Data: [{ Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16" }] }),
+        createBody({
+          IPv4Data: [{ AddressSpace: "azure-local", Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16" }],
+        }),
         "gateway 172.18.0.1 is not the gateway of a subnet of this VM's NICs — create azure networks with --ipam-driver azure",
       ],
       [
@@ -286,7 +295,7 @@ describe("NetworkDriver API over the unix socket", () => {
       await plugin.service.refreshPool();
       const elsewhere = await post(
         "/NetworkDriver.CreateNetwork",
-        createBody({ IPv4Data: [{ Gateway: "10.9.0.1/24" }] }),
+        createBody({ IPv4Data: [{ AddressSpace: "azure-local", Gateway: "10.9.0.1/24" }] }),
       );
       expect(elsewhere.body.Err).to.equal(
         "NIC 00:0d:3a:00:00:09 of subnet 10.9.0.0/24 is not an interface of this host — run the plugin in the VM's network namespace (host network for the managed plugin)",
@@ -315,11 +324,14 @@ describe("NetworkDriver API over the unix socket", () => {
       await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
       plugin.host.calls.length = 0;
     });
-    const endpoint = (Interface: Record<string, string>, EndpointID = EP) =>
-      post("/NetworkDriver.CreateEndpoint", { NetworkID: NET, EndpointID, Interface, Options: {} });
+    /** CreateEndpoint as dockerd sends it, after RequestAddress reserved the address (when it could). */
+    const endpoint = async (Interface: Record<string, string>, EndpointID = EP) => {
+      const address = Interface.Address?.split("/")[0];
+      if (address) await reserve(address).catch(() => undefined);
+      return post("/NetworkDriver.CreateEndpoint", { NetworkID: NET, EndpointID, Interface, Options: {} });
+    };
 
     it("CreateEndpoint fills in only the MAC Docker left empty, and records who holds the address", async () => {
-      await reserve("10.1.0.5");
       const res = await endpoint({ Address: "10.1.0.5/24", AddressIPv6: "", MacAddress: "" });
       expect(res.body).to.deep.equal({ Interface: { MacAddress: "0a:58:0a:01:00:05" } });
       const given = await endpoint({ Address: "10.1.0.6/24", MacAddress: "02:42:0a:01:00:06" }, EP2);
@@ -361,7 +373,7 @@ describe("NetworkDriver API over the unix socket", () => {
     });
 
     it("Join creates the veth with proxy ARP and a host route, and answers interface, gateway and no extra routes", async () => {
-      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      expect((await endpoint({ Address: "10.1.0.5/24" })).status).to.equal(200);
       const res = await post("/NetworkDriver.Join", {
         NetworkID: NET,
         EndpointID: EP,
@@ -396,7 +408,7 @@ describe("NetworkDriver API over the unix socket", () => {
     });
 
     it("Join removes the veth again when a later step fails", async () => {
-      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      expect((await endpoint({ Address: "10.1.0.5/24" })).status).to.equal(200);
       plugin.host.failOn("replaceHostRoute");
       const res = await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" });
       expect(res.status).to.equal(503);
@@ -405,7 +417,7 @@ describe("NetworkDriver API over the unix socket", () => {
     });
 
     it("Leave, DeleteEndpoint and DeleteNetwork remove what was made and can be repeated", async () => {
-      await endpoint({ Address: "10.1.0.5/24" }).expect(200);
+      expect((await endpoint({ Address: "10.1.0.5/24" })).status).to.equal(200);
       await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" }).expect(200);
       for (let i = 0; i < 2; i++) {
         await post("/NetworkDriver.Leave", { NetworkID: NET, EndpointID: EP }).expect(200, {});
@@ -460,6 +472,7 @@ describe("NetworkDriver API over the unix socket", () => {
           ],
         ],
       ]);
+      await reserve("10.1.0.5");
       await post("/NetworkDriver.CreateEndpoint", {
         NetworkID: NET,
         EndpointID: EP,
@@ -500,6 +513,127 @@ describe("NetworkDriver API over the unix socket", () => {
           ],
         ],
       ]);
+    });
+  });
+
+  describe("where an endpoint's address comes from", () => {
+    const createEndpoint = (EndpointID: string, address: string, NetworkID = NET) =>
+      post("/NetworkDriver.CreateEndpoint", {
+        NetworkID,
+        EndpointID,
+        Interface: { Address: `${address}/24` },
+        Options: {},
+      });
+    const unchanged = async (attempt: () => Promise<unknown>) => {
+      const before = await readFile(plugin.stateFile, "utf8");
+      const host = plugin.host.snapshot();
+      await attempt();
+      expect(await readFile(plugin.stateFile, "utf8"), "state file").to.equal(before);
+      expect(plugin.host.snapshot(), "host").to.equal(host);
+    };
+    beforeEach(async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+    });
+
+    it("refuses the VM's primary IP and addresses the IPAM driver did not hand out, changing nothing", async () => {
+      for (const address of ["10.1.0.4", "10.1.0.6"]) {
+        await unchanged(async () => {
+          const res = await createEndpoint(EP, address);
+          expect(res.status, address).to.equal(400);
+          expect(res.body.Err).to.equal(
+            `endpoint address ${address} was not handed out by the azure IPAM driver — create azure networks with --ipam-driver azure, so that every address is a free secondary IP of the NIC`,
+          );
+        });
+      }
+    });
+
+    it("refuses an address another endpoint holds, so no Join can steal its route", async () => {
+      await reserve("10.1.0.5");
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      await unchanged(async () => {
+        const res = await createEndpoint(EP2, "10.1.0.5");
+        expect(res.status).to.equal(409);
+        expect(res.body.Err).to.equal(
+          `endpoint address 10.1.0.5 is held by endpoint e1e2e3e4e5e6 — remove that container first, or let the IPAM driver choose an address`,
+        );
+      });
+    });
+
+    it("refuses an endpoint whose veth name another endpoint of the network has", async () => {
+      await reserve("10.1.0.5");
+      await reserve("10.1.0.6");
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      const twin = EP.slice(0, 8) + "9".repeat(56);
+      await unchanged(async () => {
+        const res = await createEndpoint(twin, "10.1.0.6");
+        expect(res.status).to.equal(409);
+        expect(res.body.Err).to.equal(
+          "endpoint e1e2e3e49999 would get interface azadf4fe1e2e3e4, which endpoint e1e2e3e4e5e6 has — start the container again: it gets a new endpoint id",
+        );
+      });
+    });
+  });
+
+  describe("two NICs in one subnet", () => {
+    const sharedSubnet = {
+      interfaces: [ETH0_MAC, ETH1_MAC].map((macAddress, i) => ({
+        macAddress,
+        subnets: [
+          {
+            prefix: "10.1.0.0/24",
+            primaryAddress: `10.1.0.${4 + 10 * i}`,
+            secondaryAddresses: [`10.1.0.${5 + 10 * i}`, `10.1.0.${6 + 10 * i}`],
+          },
+        ],
+      })),
+    };
+    const poolOn = async (nic: string) =>
+      (
+        await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24", Options: { interface: nic } }).expect(
+          200,
+        )
+      ).body.PoolID as string;
+    beforeEach(async () => {
+      await plugin.setPool(sharedSubnet);
+      await plugin.restart();
+    });
+
+    it("builds each network on the NIC its pool is on, and keeps addresses on their NIC", async () => {
+      const refused = await post("/IpamDriver.RequestPool", { Pool: "10.1.0.0/24" });
+      expect(refused.body.Err).to.equal(
+        "--subnet 10.1.0.0/24 is on 2 NICs: eth0, eth1 — pick one with --ipam-opt interface=eth0 (or mac=...)",
+      );
+      const eth1Pool = await poolOn("eth1");
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      await poolOn("eth0");
+      await post("/NetworkDriver.CreateNetwork", createBody({ NetworkID: NET2 })).expect(200);
+      const networks = (await plugin.api().get("/status")).body.networks as {
+        id: string;
+        interfaceName: string;
+      }[];
+      expect(networks.map((n) => [n.id, n.interfaceName])).to.deep.equal([
+        [NET, "eth1"],
+        [NET2, "eth0"],
+      ]);
+      await post("/IpamDriver.RequestAddress", { PoolID: eth1Pool, Address: "10.1.0.15" }).expect(200);
+      const res = await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: NET2,
+        EndpointID: EP,
+        Interface: { Address: "10.1.0.15/24" },
+      });
+      expect(res.status).to.equal(409);
+      expect(res.body.Err).to.equal(
+        `endpoint address 10.1.0.15 is a secondary IP of NIC ${ETH1_MAC}, but network bb0011223344 is on eth0 — create the network with --ipam-opt interface=eth0`,
+      );
+    });
+
+    it("refuses a network whose pool does not say which NIC it is for", async () => {
+      const res = await post("/NetworkDriver.CreateNetwork", createBody());
+      expect(res.status).to.equal(409);
+      expect(res.body.Err).to.equal(
+        "subnet 10.1.0.0/24 is on NICs eth0, eth1, and the network's pool does not say which one it is for — create it with --ipam-driver azure --ipam-opt interface=NAME, one network at a time",
+      );
     });
   });
 });
