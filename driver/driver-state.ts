@@ -67,27 +67,22 @@ export type EndpointRecord = {
 export type DriverState = {
   networks: Record<string, NetworkRecord>;
   endpoints: Record<string, EndpointRecord>;
-  /** Host sysctls as they were before the first network changed them; restored after the last one. */
-  savedSysctls: Record<string, string>;
   /** Keyed by endpoint id. */
   unlinks: Record<string, PendingUnlink>;
 };
 
 export function emptyDriverState(): DriverState {
-  return { networks: {}, endpoints: {}, savedSysctls: {}, unlinks: {} };
+  return { networks: {}, endpoints: {}, unlinks: {} };
 }
 
 /** Checks the driver section of a loaded state document; throws naming the first bad record. */
 export function validateDriverState(value: unknown): DriverState {
   if (value === undefined) return emptyDriverState();
-  if (
-    !isObject(value) ||
-    !isObject(value.networks) ||
-    !isObject(value.endpoints) ||
-    !isObject(value.savedSysctls)
-  ) {
-    throw new Error(`"driver" must hold "networks", "endpoints" and "savedSysctls" objects`);
+  if (!isObject(value) || !isObject(value.networks) || !isObject(value.endpoints)) {
+    throw new Error(`"driver" must hold "networks" and "endpoints" objects`);
   }
+  // Earlier releases saved ip_forward to put it back after the last network; it now stays on.
+  delete value.savedSysctls;
   for (const [id, network] of Object.entries(value.networks)) {
     if (!isObject(network) || network.id !== id || typeof network.interfaceName !== "string") {
       throw new Error(`network record ${JSON.stringify(id)} is malformed`);

@@ -33,7 +33,6 @@ import {
   enableForwarding,
   ensureNetworkRules,
   refreshNatRules,
-  restoreSysctls,
 } from "./network-setup.js";
 import type {
   CapabilitiesResponse,
@@ -106,18 +105,16 @@ export class NetworkDriver {
           },
         );
       }
-      const savedSysctls = { ...state.savedSysctls };
       try {
-        await enableForwarding(this.deps.host, savedSysctls);
+        await enableForwarding(this.deps.host);
         await dataPath.setupNetwork(this.deps.host, network, state);
         await ensureNetworkRules(this.deps.host, network, dataPath.trafficPath(network), state);
         await this.deps.state.update((draft) => {
           draft.driver.networks[network.id] = network;
-          draft.driver.savedSysctls = savedSysctls;
           if (chosen?.poolId) bindPool(draft.ipam, chosen.poolId, network.id);
         });
       } catch (error) {
-        if (!existing) await this.undoNetwork(network, savedSysctls);
+        if (!existing) await this.undoNetwork(network);
         throw error;
       }
       this.deps.logger.info("network ready", {
@@ -141,12 +138,11 @@ export class NetworkDriver {
       for (const endpoint of Object.values(state.endpoints).filter((e) => e.networkId === networkId)) {
         await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state);
       }
-      await this.undoNetwork(network, state.savedSysctls);
+      await this.undoNetwork(network);
       const linked = await this.deps.state.update((draft) => {
         const removed = Object.values(draft.driver.endpoints).filter((e) => e.networkId === networkId);
         for (const endpoint of removed) forgetEndpoint(draft.driver, endpoint, network);
         delete draft.driver.networks[networkId];
-        if (Object.keys(draft.driver.networks).length === 0) draft.driver.savedSysctls = {};
         return removed.filter((e) => e.azure);
       });
       // Other networks on the subnet stop exempting these addresses from outbound NAT.
@@ -447,14 +443,12 @@ export class NetworkDriver {
     }
   }
 
-  private async undoNetwork(network: NetworkRecord, savedSysctls: Record<string, string>): Promise<void> {
+  private async undoNetwork(network: NetworkRecord): Promise<void> {
     const state = this.deps.state.current.driver;
     const dataPath = this.dataPath(network.mode);
-    const others = Object.keys(state.networks).filter((id) => id !== network.id);
     await keepGoing(`removing network ${network.id.slice(0, 12)}`, [
       () => deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network)),
       () => dataPath.teardownNetwork(this.deps.host, network, state),
-      () => (others.length === 0 ? restoreSysctls(this.deps.host, savedSysctls) : Promise.resolve()),
     ]);
   }
 

@@ -47,17 +47,14 @@ export function natRules(network: NetworkRecord, ownPublicIp: string[] = []): st
 
 /**
  * The filter chain's rules: no IMDS unless the network allows it; then everything for a normal
- * network, and only container-to-container for --internal.
+ * network, and for --internal only what goes from one of its containers to another: whatever other
+ * interface the VM has (NICs, docker0, a VPN) is out of reach both ways.
  */
 export function forwardRules(network: NetworkRecord, path: TrafficPath): string[][] {
   const imds = network.imdsAccess ? [] : [["-d", IMDS, "-j", "DROP"]];
-  const isolation = network.internal
-    ? [
-        ["-o", path.egress, "-j", "DROP"],
-        ["-i", path.egress, "-j", "DROP"],
-      ]
-    : [];
-  return [...imds, ...isolation, ["-j", "ACCEPT"]];
+  if (network.internal)
+    return [...imds, [...path.fromContainers, ...path.toContainers, "-j", "ACCEPT"], ["-j", "DROP"]];
+  return [...imds, ["-j", "ACCEPT"]];
 }
 
 type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[]; after?: string };
@@ -138,15 +135,9 @@ export async function deleteNetworkRules(
 }
 
 /**
- * Turns on IPv4 forwarding, remembering the value it had (into `saved`) so the last network can put
- * it back.
+ * Turns on IPv4 forwarding, and leaves it on: dockerd turns it on for its own networks too, and a
+ * plugin that put back an earlier 0 (one read at boot, before dockerd started) would cut them off.
  */
-export async function enableForwarding(host: HostNetwork, saved: Record<string, string>): Promise<void> {
-  saved[FORWARDING_SYSCTL] ??= await host.readSysctl(FORWARDING_SYSCTL);
+export async function enableForwarding(host: HostNetwork): Promise<void> {
   await host.writeSysctl(FORWARDING_SYSCTL, "1");
-}
-
-/** Puts back every sysctl in `saved`. */
-export async function restoreSysctls(host: HostNetwork, saved: Record<string, string>): Promise<void> {
-  for (const [key, value] of Object.entries(saved)) await host.writeSysctl(key, value);
 }

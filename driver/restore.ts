@@ -40,8 +40,7 @@ export async function restoreDataPath(
   const report: RestoreReport = { rebooted, networks: 0, repaired: [], gone: [], leftovers: [] };
   const driver = structuredClone(before.driver);
   if (rebooted) {
-    // Sysctls are back at their boot values, and every veth died with the old boot.
-    driver.savedSysctls = {};
+    // Every veth died with the old boot.
     for (const endpoint of Object.values(driver.endpoints)) {
       if (endpoint.hostInterface) report.gone.push(endpoint.id);
       endpoint.hostInterface = undefined;
@@ -59,7 +58,7 @@ export async function restoreDataPath(
   for (const network of Object.values(driver.networks)) {
     const dataPath = dataPathFor(network.mode);
     await attempt(`network ${network.id.slice(0, 12)}`, async () => {
-      await enableForwarding(host, driver.savedSysctls);
+      await enableForwarding(host);
       await dataPath.setupNetwork(host, network, driver);
       await ensureNetworkRules(host, network, dataPath.trafficPath(network), driver);
     });
@@ -82,7 +81,6 @@ export async function restoreDataPath(
 
   await state.update((draft) => {
     draft.bootId = bootId;
-    draft.driver.savedSysctls = driver.savedSysctls;
     for (const endpoint of Object.values(driver.endpoints)) {
       const record = draft.driver.endpoints[endpoint.id];
       if (record) record.hostInterface = endpoint.hostInterface;

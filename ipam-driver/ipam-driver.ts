@@ -27,7 +27,6 @@ import {
   type RequestPoolResponse,
 } from "./types.js";
 
-
 /** `--ipam-opt` keys that pick the NIC; the second is the original Azure plugin's. */
 const INTERFACE_OPTIONS = ["interface", "azure.interface.name"];
 const MAC_OPTIONS = ["mac"];

@@ -23,7 +23,7 @@ describe("state file", () => {
     expect(file.current).to.deep.equal({
       version: 1,
       ipam: { pools: {}, reservations: {} },
-      driver: { networks: {}, endpoints: {}, savedSysctls: {}, unlinks: {} },
+      driver: { networks: {}, endpoints: {}, unlinks: {} },
     });
     await file.update((draft) => {
       draft.ipam.reservations["10.1.0.5"] = {
