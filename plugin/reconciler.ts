@@ -19,7 +19,8 @@ export type ReconcilerOptions = {
   onReport?: (report: ReconcileReport) => void;
 };
 
-export type ReconcileReport = { networks: number; endpoints: number; addresses: number };
+/** What one pass removed, and how many records it could not remove. */
+export type ReconcileReport = { networks: number; endpoints: number; addresses: number; failures: number };
 
 /** What Docker knows, reduced to what reconciliation compares. */
 export type DockerView = { networkIds: Set<string>; endpointIds: Set<string>; addresses: Set<string> };
@@ -70,14 +71,37 @@ export class Reconciler {
     return this.apply(view);
   }
 
+  /**
+   * Removes what Docker no longer explains. Each record is its own step: one that keeps failing (a
+   * network whose rules cannot be removed, say) is logged and retried next pass, and never stops the
+   * rest, the address pass included.
+   */
   private async apply(view: DockerView): Promise<ReconcileReport> {
-    const report: ReconcileReport = { networks: 0, endpoints: 0, addresses: 0 };
+    const report: ReconcileReport = { networks: 0, endpoints: 0, addresses: 0, failures: 0 };
     const settled = (iso: string) => Date.now() - Date.parse(iso) > this.options.graceMs;
+    const remove = async (
+      kind: "networks" | "endpoints" | "addresses",
+      id: string,
+      step: () => Promise<void>,
+    ) => {
+      try {
+        await step();
+        report[kind] += 1;
+      } catch (error) {
+        report.failures += 1;
+        this.logger.warn("reconciliation could not remove a record; it tries again next pass", {
+          kind,
+          id,
+          error: (error as Error).message,
+        });
+      }
+    };
     const { networks, endpoints } = this.network.summary();
     for (const network of networks) {
       if (view.networkIds.has(network.id) || !settled(network.createdAt)) continue;
-      await this.network.removeStaleNetwork(network.id, "Docker has no such network");
-      report.networks += 1;
+      await remove("networks", network.id, () =>
+        this.network.removeStaleNetwork(network.id, "Docker has no such network"),
+      );
     }
     for (const endpoint of endpoints) {
       if (
@@ -86,21 +110,23 @@ export class Reconciler {
         !settled(endpoint.createdAt)
       )
         continue;
-      await this.network.removeStaleEndpoint(endpoint.id, "no container on its network has it");
-      report.endpoints += 1;
+      await remove("endpoints", endpoint.id, () =>
+        this.network.removeStaleEndpoint(endpoint.id, "no container on its network has it"),
+      );
     }
     for (const reservation of this.ipam.reservations()) {
       const inUse =
         view.addresses.has(reservation.address) ||
         (reservation.endpointId !== undefined && view.endpointIds.has(reservation.endpointId));
       if (inUse || !settled(reservation.reservedAt)) continue;
-      await this.ipam.releaseStale(
-        reservation.address,
-        "no container or auxiliary address of any Docker network uses it",
+      await remove("addresses", reservation.address, () =>
+        this.ipam.releaseStale(
+          reservation.address,
+          "no container or auxiliary address of any Docker network uses it",
+        ),
       );
-      report.addresses += 1;
     }
-    if (report.networks + report.endpoints + report.addresses > 0)
+    if (report.networks + report.endpoints + report.addresses + report.failures > 0)
       this.logger.info("reconciled with Docker", report);
     return report;
   }
