@@ -10,7 +10,10 @@ import type { Answer, Harness } from "./harness.js";
 import type { Expectation, Model } from "./model.js";
 
 type StateDocument = {
-  ipam: { pools: Record<string, unknown>; reservations: Record<string, { poolId: string; endpointId?: string }> };
+  ipam: {
+    pools: Record<string, unknown>;
+    reservations: Record<string, { poolId: string; endpointId?: string }>;
+  };
   driver: {
     networks: Record<string, { interfaceName: string }>;
     endpoints: Record<string, { networkId: string; address: string; hostInterface?: string }>;
@@ -21,13 +24,16 @@ export class InvariantError extends Error {
   override name = "InvariantError";
 }
 
-function fail(message: string): never {
+export function fail(message: string): never {
   throw new InvariantError(message);
 }
 
 /** Every message template of docs/troubleshooting.md, as a pattern for `Err` ("…" is any text). */
 const DOCUMENTED = (() => {
-  const guide = readFileSync(fileURLToPath(new URL("../../../../docs/troubleshooting.md", import.meta.url)), "utf8");
+  const guide = readFileSync(
+    fileURLToPath(new URL("../../../../docs/troubleshooting.md", import.meta.url)),
+    "utf8",
+  );
   return [...guide.matchAll(/^\| `([^`]+)`/gm)].map((m) => {
     const pattern = m[1]!.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/…/g, ".*");
     return new RegExp(`^${pattern}( — .+)?$`, "s");
@@ -45,8 +51,9 @@ export async function exchange(
   body: unknown,
   expectation: Expectation,
 ): Promise<Answer> {
-  const stateBefore = real.readState();
-  const hostBefore = real.host.snapshot();
+  // Only a refusal must leave them alone; an unexpected refusal fails anyway.
+  const stateBefore = expectation.ok ? "" : real.readState();
+  const hostBefore = expectation.ok ? "" : real.host.snapshot();
   const answer = await real.call(path, body);
   const where = `${path} ${JSON.stringify(body)} → ${answer.status} ${answer.text.trim()}`;
   checkAnswerForm(answer, where);
@@ -56,7 +63,9 @@ export async function exchange(
     try {
       expectation.check?.(answer.json);
     } catch (error) {
-      fail(`the answer is not what the model expects ("${expectation.rule}"): ${(error as Error).message}\n  ${where}`);
+      fail(
+        `the answer is not what the model expects ("${expectation.rule}"): ${(error as Error).message}\n  ${where}`,
+      );
     }
     expectation.apply?.(answer.json);
   } else {
@@ -86,7 +95,9 @@ function checkAnswerForm(answer: Answer, where: string): void {
     fail(`invariant 5 (well-formed answers): the body is not a JSON object\n  ${where}`);
   if (answer.status === 200) {
     if ("Err" in answer.json || "Error" in answer.json)
-      fail(`invariant 5 (well-formed answers): a 200 carries an error, which dockerd takes as success\n  ${where}`);
+      fail(
+        `invariant 5 (well-formed answers): a 200 carries an error, which dockerd takes as success\n  ${where}`,
+      );
     return;
   }
   const err = answer.json.Err;
@@ -95,7 +106,9 @@ function checkAnswerForm(answer: Answer, where: string): void {
   if (![400, 409, 500, 503].includes(answer.status))
     fail(`invariant 5 (well-formed answers): status ${answer.status} is not one of the plugin's\n  ${where}`);
   if (!DOCUMENTED.some((pattern) => pattern.test(err)))
-    fail(`invariant 5 (well-formed answers): "${err}" is not a message of docs/troubleshooting.md\n  ${where}`);
+    fail(
+      `invariant 5 (well-formed answers): "${err}" is not a message of docs/troubleshooting.md\n  ${where}`,
+    );
 }
 
 /** The invariants that hold after every step, read from the state file and the service. */
@@ -104,7 +117,9 @@ export function checkInvariants(model: Model, real: Harness, after: string): voi
   const context = `\n  after: ${after}\n  model: ${model.toString()}\n  state: ${text.trim()}`;
   checkPrototypes(context);
   if (!isDeepStrictEqual(JSON.parse(text), JSON.parse(real.memoryState())))
-    fail(`invariant 4 (the state file equals the service's memory): they differ${context}\n  memory: ${real.memoryState().trim()}`);
+    fail(
+      `invariant 4 (the state file equals the service's memory): they differ${context}\n  memory: ${real.memoryState().trim()}`,
+    );
   const state = JSON.parse(text) as StateDocument;
   const { reservations } = state.ipam;
   const { endpoints, networks } = state.driver;
@@ -113,19 +128,25 @@ export function checkInvariants(model: Model, real: Harness, after: string): voi
   const owners = new Map<string, string>();
   for (const [id, endpoint] of Object.entries(endpoints)) {
     const other = owners.get(endpoint.address);
-    if (other) fail(`invariant 1 (one address, one endpoint): ${endpoint.address} is held by endpoints ${other} and ${id}${context}`);
+    if (other)
+      fail(
+        `invariant 1 (one address, one endpoint): ${endpoint.address} is held by endpoints ${other} and ${id}${context}`,
+      );
     owners.set(endpoint.address, id);
   }
   for (const [address, reservation] of Object.entries(reservations)) {
     const owner = reservation.endpointId === undefined ? undefined : endpoints[reservation.endpointId];
     if (owner && owner.address !== address)
-      fail(`invariant 1 (one address, one endpoint): the reservation of ${address} names endpoint ${reservation.endpointId}, which has ${owner.address}${context}`);
+      fail(
+        `invariant 1 (one address, one endpoint): the reservation of ${address} names endpoint ${reservation.endpointId}, which has ${owner.address}${context}`,
+      );
   }
 
   // 3 (released addresses are free) and the rest of the model: the records are the model's.
   const same = (what: string, actual: string[], expected: string[]) => {
     const [a, e] = [actual.sort().join("\n    "), expected.sort().join("\n    ")];
-    if (a !== e) fail(`the plugin's ${what} are not the model's:\n  plugin:\n    ${a}\n  model:\n    ${e}${context}`);
+    if (a !== e)
+      fail(`the plugin's ${what} are not the model's:\n  plugin:\n    ${a}\n  model:\n    ${e}${context}`);
   };
   same("pools", Object.keys(state.ipam.pools), [...model.pools.keys()]);
   same(
@@ -140,7 +161,9 @@ export function checkInvariants(model: Model, real: Harness, after: string): voi
   );
   same(
     "endpoints",
-    Object.entries(endpoints).map(([id, e]) => `${id} ${e.networkId} ${e.address} joined=${e.hostInterface !== undefined}`),
+    Object.entries(endpoints).map(
+      ([id, e]) => `${id} ${e.networkId} ${e.address} joined=${e.hostInterface !== undefined}`,
+    ),
     [...model.endpoints].map(([id, e]) => `${id} ${e.networkId} ${e.address} joined=${e.joined}`),
   );
   const joined = [...model.endpoints.values()].filter((e) => e.joined).length;
@@ -152,8 +175,8 @@ export function checkInvariants(model: Model, real: Harness, after: string): voi
 const GUARDED: [string, object][] = [
   ["Object", Object],
   ["Object.prototype", Object.prototype],
-  ["Object.prototype.toString", Object.prototype.toString],
-  ["Object.prototype.hasOwnProperty", Object.prototype.hasOwnProperty],
+  ["Object.prototype.toString", Reflect.get(Object.prototype, "toString") as object],
+  ["Object.prototype.hasOwnProperty", Reflect.get(Object.prototype, "hasOwnProperty") as object],
   ["Function.prototype", Function.prototype],
 ];
 const PRISTINE = GUARDED.map(([, object]) => new Set(Reflect.ownKeys(object)));
@@ -170,10 +193,17 @@ function checkPrototypes(context: string): void {
 }
 
 /** Invariant 2: after a reconciliation pass, every reservation has an owner Docker knows. */
-export function checkReservationsOwned(real: Harness, addresses: Set<string>, endpointIds: Set<string>, where: string): void {
+export function checkReservationsOwned(
+  real: Harness,
+  addresses: Set<string>,
+  endpointIds: Set<string>,
+  where: string,
+): void {
   const state = JSON.parse(real.readState()) as StateDocument;
   for (const [address, r] of Object.entries(state.ipam.reservations)) {
     if (addresses.has(address) || (r.endpointId !== undefined && endpointIds.has(r.endpointId))) continue;
-    fail(`invariant 2 (after reconciliation every reservation has an owner Docker knows): ${address} (pool ${r.poolId}) has none\n  after: ${where}`);
+    fail(
+      `invariant 2 (after reconciliation every reservation has an owner Docker knows): ${address} (pool ${r.poolId}) has none\n  after: ${where}`,
+    );
   }
 }

@@ -4,7 +4,7 @@
  * them. Every command is always allowed: the model decides whether the plugin must accept it.
  */
 import fc from "fast-check";
-import { checkInvariants, checkReservationsOwned, exchange } from "./checks.js";
+import { checkInvariants, checkReservationsOwned, exchange, fail } from "./checks.js";
 import type { DockerView, Harness } from "./harness.js";
 import { gatewayCidr, type Model, type NetworkData, type PoolRequest } from "./model.js";
 import {
@@ -73,7 +73,13 @@ class RequestPool extends Step {
       Options: iface === undefined ? {} : { interface: iface },
       V6: v6,
     };
-    const answer = await exchange(model, real, "/IpamDriver.RequestPool", body, model.requestPool(this.request));
+    const answer = await exchange(
+      model,
+      real,
+      "/IpamDriver.RequestPool",
+      body,
+      model.requestPool(this.request),
+    );
     this.resolved = typeof answer.json.PoolID === "string" ? answer.json.PoolID : undefined;
   }
   label(): string {
@@ -116,7 +122,13 @@ class RequestAddress extends Step {
       Address: this.address,
       Options: this.gateway ? { RequestAddressType: "com.docker.network.gateway" } : {},
     };
-    await exchange(model, real, "/IpamDriver.RequestAddress", body, model.requestAddress(poolId, this.address, this.gateway));
+    await exchange(
+      model,
+      real,
+      "/IpamDriver.RequestAddress",
+      body,
+      model.requestAddress(poolId, this.address, this.gateway),
+    );
   }
   label(): string {
     const what = [this.address || "auto", this.gateway && "gateway"].filter(Boolean).join(" ");
@@ -134,7 +146,13 @@ class ReleaseAddress extends Step {
   async run(model: Model, real: Harness): Promise<void> {
     const poolId = (this.resolved = resolvePool(model, this.pool));
     const body = { PoolID: poolId, Address: this.address };
-    await exchange(model, real, "/IpamDriver.ReleaseAddress", body, model.releaseAddress(poolId, this.address));
+    await exchange(
+      model,
+      real,
+      "/IpamDriver.ReleaseAddress",
+      body,
+      model.releaseAddress(poolId, this.address),
+    );
   }
   label(): string {
     return `ReleaseAddress(${describePool(this.pool, this.resolved)}, ${this.address})`;
@@ -161,10 +179,18 @@ class CreateNetwork extends Step {
         "com.docker.network.enable_ipv6": false,
         "com.docker.network.internal": false,
       },
-      IPv4Data: [{ AddressSpace: data.addressSpace, Pool: data.pool, Gateway: data.gateway, AuxAddresses: {} }],
+      IPv4Data: [
+        { AddressSpace: data.addressSpace, Pool: data.pool, Gateway: data.gateway, AuxAddresses: {} },
+      ],
       IPv6Data: [],
     };
-    await exchange(model, real, "/NetworkDriver.CreateNetwork", body, model.createNetwork(this.network, data));
+    await exchange(
+      model,
+      real,
+      "/NetworkDriver.CreateNetwork",
+      body,
+      model.createNetwork(this.network, data),
+    );
   }
   private data(model: Model): NetworkData {
     const source = this.source;
@@ -224,10 +250,19 @@ class CreateEndpoint extends Step {
       Interface: { Address: `${address}/${PREFIX_LENGTH}`, AddressIPv6: "", MacAddress: "" },
       Options: {},
     };
-    await exchange(model, real, "/NetworkDriver.CreateEndpoint", body, model.createEndpoint(this.network, this.endpoint, address));
+    await exchange(
+      model,
+      real,
+      "/NetworkDriver.CreateEndpoint",
+      body,
+      model.createEndpoint(this.network, this.endpoint, address),
+    );
   }
   label(): string {
-    const address = "fixed" in this.address ? this.address.fixed : `last reserved${this.resolved ? ` = ${this.resolved}` : ""}`;
+    const address =
+      "fixed" in this.address
+        ? this.address.fixed
+        : `last reserved${this.resolved ? ` = ${this.resolved}` : ""}`;
     return `CreateEndpoint(${short(this.network)}, ${short(this.endpoint)}, ${address})`;
   }
 }
@@ -303,14 +338,21 @@ class Reconcile extends Step {
     const forgotten = new Set(this.forgotten.filter((id) => model.endpoints.has(id)));
     const view: DockerView = new Map([...model.networks.keys()].map((id) => [id, []]));
     for (const [id, e] of model.endpoints)
-      if (!forgotten.has(id)) view.get(e.networkId)!.push({ endpointId: id, address: e.address });
+      if (!forgotten.has(id)) view.get(e.networkId)?.push({ endpointId: id, address: e.address });
     const known = [...view.values()].flat();
     const report = await real.reconcile(view);
     const expected = model.reconcile(forgotten);
     const where = this.label();
     if (JSON.stringify(report) !== JSON.stringify(expected))
-      throw new Error(`reconciliation reported ${JSON.stringify(report)}, the model expects ${JSON.stringify(expected)}`);
-    checkReservationsOwned(real, new Set(known.map((e) => e.address)), new Set(known.map((e) => e.endpointId)), where);
+      fail(
+        `reconciliation removed ${JSON.stringify(report)}, the model expects ${JSON.stringify(expected)}\n  after: ${where}`,
+      );
+    checkReservationsOwned(
+      real,
+      new Set(known.map((e) => e.address)),
+      new Set(known.map((e) => e.endpointId)),
+      where,
+    );
     checkInvariants(model, real, where);
   }
   label(): string {
@@ -326,13 +368,25 @@ const network = fc.constantFrom(...NETWORK_IDS);
 const endpoint = fc.constantFrom(...ENDPOINT_IDS);
 const address = fc.constantFrom(...ADDRESSES);
 /** RequestAddress with Options RequestAddressType: the gateway request of a network create. */
-const gateway = fc.oneof({ arbitrary: fc.constant(false), weight: 4 }, { arbitrary: fc.constant(true), weight: 1 });
+const gateway = fc.oneof(
+  { arbitrary: fc.constant(false), weight: 4 },
+  { arbitrary: fc.constant(true), weight: 1 },
+);
 
 const poolRequest: fc.Arbitrary<PoolRequest> = fc.record({
-  subnet: fc.oneof({ arbitrary: fc.constant(""), weight: 3 }, { arbitrary: fc.constantFrom(...SUBNETS), weight: 3 }),
-  range: fc.oneof({ arbitrary: fc.constant(""), weight: 4 }, { arbitrary: fc.constantFrom(...RANGES.map((r) => r.text)), weight: 1 }),
+  subnet: fc.oneof(
+    { arbitrary: fc.constant(""), weight: 3 },
+    { arbitrary: fc.constantFrom(...SUBNETS), weight: 3 },
+  ),
+  range: fc.oneof(
+    { arbitrary: fc.constant(""), weight: 4 },
+    { arbitrary: fc.constantFrom(...RANGES.map((r) => r.text)), weight: 1 },
+  ),
   v6: fc.oneof({ arbitrary: fc.constant(false), weight: 6 }, { arbitrary: fc.constant(true), weight: 1 }),
-  iface: fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, { arbitrary: fc.constantFrom(...INTERFACES), weight: 1 }),
+  iface: fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 3 },
+    { arbitrary: fc.constantFrom(...INTERFACES), weight: 1 },
+  ),
 });
 
 const networkSource: fc.Arbitrary<NetworkSource> = fc.oneof(
@@ -352,14 +406,21 @@ const calls: { arbitrary: fc.Arbitrary<Step>; weight: number }[] = [
   { arbitrary: poolRef.map((p) => new ReleasePool(p)), weight: 2 },
   {
     arbitrary: fc
-      .tuple(poolRef, fc.oneof({ arbitrary: fc.constant(""), weight: 2 }, { arbitrary: address, weight: 2 }), gateway)
+      .tuple(
+        poolRef,
+        fc.oneof({ arbitrary: fc.constant(""), weight: 2 }, { arbitrary: address, weight: 2 }),
+        gateway,
+      )
       .map(([p, a, gw]) => new RequestAddress(p, a, gw)),
     weight: 5,
   },
   { arbitrary: fc.tuple(poolRef, address).map(([p, a]) => new ReleaseAddress(p, a)), weight: 2 },
   { arbitrary: fc.tuple(network, networkSource).map(([n, s]) => new CreateNetwork(n, s)), weight: 4 },
   { arbitrary: network.map((n) => new DeleteNetwork(n)), weight: 1 },
-  { arbitrary: fc.tuple(network, endpoint, endpointAddress).map(([n, e, a]) => new CreateEndpoint(n, e, a)), weight: 5 },
+  {
+    arbitrary: fc.tuple(network, endpoint, endpointAddress).map(([n, e, a]) => new CreateEndpoint(n, e, a)),
+    weight: 5,
+  },
   ...(["Join", "Leave", "DeleteEndpoint", "EndpointOperInfo"] as const).map((call) => ({
     arbitrary: fc.tuple(endpoint, network).map(([e, n]) => new EndpointCall(call, e, n)),
     weight: call === "Join" ? 3 : 1,

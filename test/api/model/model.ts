@@ -23,7 +23,10 @@ export type Expectation =
   | { ok: true; rule: string; check?: (answer: Json) => void; apply?: (answer: Json) => void }
   | { ok: false; rule: string; message?: RegExp };
 
-const accept = (rule: string, more: Omit<Extract<Expectation, { ok: true }>, "ok" | "rule"> = {}): Expectation => ({
+const accept = (
+  rule: string,
+  more: Omit<Extract<Expectation, { ok: true }>, "ok" | "rule"> = {},
+): Expectation => ({
   ok: true,
   rule,
   ...more,
@@ -55,7 +58,8 @@ export class Model {
     if (iface !== undefined && !chosen) return refuse("--ipam-opt interface= names no NIC");
     const candidates = subnet === "" ? [] : (chosen ? [chosen] : NICS).filter((n) => n.subnet === subnet);
     if (subnet !== "" && candidates.length === 0) return refuse("--subnet is no subnet of the (chosen) NIC");
-    if (candidates.length > 1) return refuse("two NICs on the --subnet without --ipam-opt interface= is ambiguous");
+    if (candidates.length > 1)
+      return refuse("two NICs on the --subnet without --ipam-opt interface= is ambiguous");
     const nic = candidates[0] ?? chosen ?? NICS.find((n) => n.isPrimary)!;
     const rangeInfo = RANGES.find((r) => r.text === range);
     if (range !== "" && rangeInfo?.subnet !== nic.subnet) return refuse("--ip-range outside the subnet");
@@ -85,7 +89,8 @@ export class Model {
       check: (answer) => expect(answer).to.deep.equal({}),
       apply: () => {
         if (!this.pools.delete(poolId)) return;
-        for (const [address, r] of this.reservations) if (r.poolId === poolId) this.reservations.delete(address);
+        for (const [address, r] of this.reservations)
+          if (r.poolId === poolId) this.reservations.delete(address);
       },
     });
   }
@@ -95,7 +100,8 @@ export class Model {
     if (!pool) return refuse("RequestAddress on an unknown or released pool", /^unknown pool /);
     const { nic } = pool;
     if (gateway) {
-      if (address !== "" && address !== nic.gateway) return refuse("--gateway other than the subnet's gateway");
+      if (address !== "" && address !== nic.gateway)
+        return refuse("--gateway other than the subnet's gateway");
       return accept("the gateway request answers the subnet gateway and reserves nothing", {
         check: (answer) => expect(answer).to.deep.equal({ Address: gatewayCidr(nic), Data: {} }),
       });
@@ -149,7 +155,8 @@ export class Model {
   createEndpoint(networkId: string, endpointId: string, address: string): Expectation {
     const network = this.networks.get(networkId);
     if (!network) return refuse("CreateEndpoint on an unknown network");
-    if (!inSubnet(address, network.nic.subnet)) return refuse("CreateEndpoint with an address outside the subnet");
+    if (!inSubnet(address, network.nic.subnet))
+      return refuse("CreateEndpoint with an address outside the subnet");
     const existing = this.endpoints.get(endpointId);
     if (existing) {
       if (existing.networkId === networkId && existing.address === address)
@@ -209,7 +216,8 @@ export class Model {
     if (!this.networks.has(networkId) || endpoint?.networkId !== networkId)
       return refuse("EndpointOperInfo of an unknown network or endpoint");
     return accept("EndpointOperInfo", {
-      check: (answer) => expect((answer.Value as Json | undefined)?.["azure.address"]).to.equal(endpoint.address),
+      check: (answer) =>
+        expect((answer.Value as Json | undefined)?.["azure.address"]).to.equal(endpoint.address),
     });
   }
 
@@ -223,7 +231,8 @@ export class Model {
     const addresses = new Set([...this.endpoints.values()].map((e) => e.address));
     let released = 0;
     for (const [address, r] of this.reservations) {
-      if (addresses.has(address) || (r.endpointId !== undefined && this.endpoints.has(r.endpointId))) continue;
+      if (addresses.has(address) || (r.endpointId !== undefined && this.endpoints.has(r.endpointId)))
+        continue;
       this.reservations.delete(address);
       released += 1;
     }
@@ -250,7 +259,9 @@ export class Model {
   /** One line of the model's state, for failure messages. */
   toString(): string {
     const pools = [...this.pools.values()].map((p) => `${p.id}`);
-    const res = [...this.reservations].map(([a, r]) => `${a}@${r.poolId}${r.endpointId ? `:${short(r.endpointId)}` : ""}`);
+    const res = [...this.reservations].map(
+      ([a, r]) => `${a}@${r.poolId}${r.endpointId ? `:${short(r.endpointId)}` : ""}`,
+    );
     const nets = [...this.networks].map(([id, n]) => `${short(id)}:${n.nic.name}`);
     const eps = [...this.endpoints].map(
       ([id, e]) => `${short(id)}:${short(e.networkId)}:${e.address}${e.joined ? ":joined" : ""}`,
@@ -272,6 +283,8 @@ function endpointAnswer(answer: Json): void {
   if (Object.keys(answer).length === 0) return;
   expect(Object.keys(answer), "answer fields").to.deep.equal(["Interface"]);
   const iface = answer.Interface as Json;
-  expect(Object.keys(iface), "Interface fields: never echo the Address Docker gave").to.deep.equal(["MacAddress"]);
+  expect(Object.keys(iface), "Interface fields: never echo the Address Docker gave").to.deep.equal([
+    "MacAddress",
+  ]);
   expect(iface.MacAddress).to.match(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
 }

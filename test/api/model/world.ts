@@ -96,5 +96,8 @@ export function nicOfAddress(address: string): ModelNic | undefined {
 
 /** Whether an IPv4 address lies in one of the world's /24 subnets. */
 export function inSubnet(address: string, subnet: string): boolean {
-  return subnet.endsWith("/24") && address.split(".").slice(0, 3).join(".") === subnet.split(".").slice(0, 3).join(".");
+  return (
+    subnet.endsWith("/24") &&
+    address.split(".").slice(0, 3).join(".") === subnet.split(".").slice(0, 3).join(".")
+  );
 }
