@@ -21,7 +21,7 @@ import { UnavailableError } from "./errors.js";
 import { createHostNetwork, type HostNetwork } from "./host-net/host-network.js";
 import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { Logger } from "./logger.js";
-import { pluginStateCodec } from "./plugin-state.js";
+import { pluginStateCodec, type PluginState } from "./plugin-state.js";
 import { Reconciler, type ReconcileReport } from "./reconciler.js";
 import { routeTable } from "./routes.js";
 import { createApp } from "./server.js";
@@ -43,6 +43,8 @@ export type RunningService = {
   reconcile(): Promise<ReconcileReport | undefined>;
   /** Where metrics are served (`http://host:port/metrics`), when they are on. */
   metricsUrl: string | undefined;
+  /** The state document as held in memory; the model-based test compares it with the file. */
+  currentState(): Readonly<PluginState>;
   close(): Promise<void>;
 };
 
@@ -169,6 +171,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       },
       reconcile: () => reconciler.runOnce(),
       metricsUrl: metricsServer ? metricsUrlOf(metricsServer) : undefined,
+      currentState: () => state.current,
       close: async () => {
         metricsServer?.close();
         ipam.growth?.stop();
