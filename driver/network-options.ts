@@ -2,7 +2,8 @@
  * Parsing and checking CreateNetwork and the ids of the other calls, once at the edge: `-o` options,
  * `--internal`, `--ipv6`, and the IPAM data the network is built from.
  */
-import { parseIp, parsePrefix, type IpAddress } from "../ipam-driver/ip.js";
+import { ANY_IPV4_POOL } from "../ipam-driver/allocator.js";
+import { parseIp, parsePrefix, prefixContains, type IpAddress } from "../ipam-driver/ip.js";
 import { LOCAL_ADDRESS_SPACE } from "../ipam-driver/types.js";
 import { InvalidParameterError } from "../plugin/errors.js";
 import { stringField, type RequestBody } from "../plugin/request-fields.js";
@@ -215,7 +216,14 @@ function ipv4Data(body: RequestBody): { gateway: IpAddress; pool: string } {
       },
     );
   }
-  return { gateway, pool: typeof fields.Pool === "string" ? fields.Pool : "" };
+  const pool = typeof fields.Pool === "string" ? fields.Pool : "";
+  const prefix = parsePrefix(pool);
+  if (pool !== ANY_IPV4_POOL && !(prefix && prefixContains(prefix, gateway))) {
+    throw new InvalidParameterError(`gateway ${gateway.text} is not in the network's pool ${pool}`, {
+      hint: "create azure networks with --ipam-driver azure",
+    });
+  }
+  return { gateway, pool };
 }
 
 function objectField(body: RequestBody, name: string): RequestBody {

@@ -233,6 +233,13 @@ describe("NetworkDriver API over the unix socket", () => {
         'the network\'s addresses come from address space "LocalDefault", not from the azure IPAM driver — create azure networks with --ipam-driver azure (azure:latest for the managed plugin): only its addresses are secondary IPs of the NIC',
       ],
       [
+        "a gateway outside the pool",
+        createBody({
+          IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.1.0.0/24", Gateway: "10.2.0.1/24" }],
+        }),
+        "gateway 10.2.0.1 is not in the network's pool 10.1.0.0/24 — create azure networks with --ipam-driver azure",
+      ],
+      [
         "another IPAM driver's gateway",
         createBody({
           IPv4Data: [{ AddressSpace: "azure-local", Pool: "172.18.0.0/16", Gateway: "172.18.0.1/16" }],
@@ -292,7 +299,7 @@ describe("NetworkDriver API over the unix socket", () => {
       await plugin.service.refreshPool();
       const elsewhere = await post(
         "/NetworkDriver.CreateNetwork",
-        createBody({ IPv4Data: [{ AddressSpace: "azure-local", Gateway: "10.9.0.1/24" }] }),
+        createBody({ IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.9.0.0/24", Gateway: "10.9.0.1/24" }] }),
       );
       expect(elsewhere.body.Err).to.equal(
         "NIC 00:0d:3a:00:00:09 of subnet 10.9.0.0/24 is not an interface of this host — run the plugin in the VM's network namespace (host network for the managed plugin)",

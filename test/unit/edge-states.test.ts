@@ -47,7 +47,7 @@ describe("edge states", () => {
     );
     const create = network.createNetwork({
       NetworkID: "a".repeat(64),
-      IPv4Data: [{ AddressSpace: "azure-local", Gateway: "10.1.0.1/24" }],
+      IPv4Data: [{ AddressSpace: "azure-local", Pool: "0.0.0.0/0", Gateway: "10.1.0.1/24" }],
     });
     expect(await failure(create)).to.equal("the VM's NIC configuration has not been read yet");
   });

@@ -226,7 +226,12 @@ export class Model {
    * `forgotten`: forgotten endpoints go, and so does every reservation Docker has no owner for.
    * Returns what the pass must report.
    */
-  reconcile(forgotten: Set<string>): { networks: number; endpoints: number; addresses: number } {
+  reconcile(forgotten: Set<string>): {
+    networks: number;
+    endpoints: number;
+    addresses: number;
+    failures: number;
+  } {
     for (const id of forgotten) this.endpoints.delete(id);
     const addresses = new Set([...this.endpoints.values()].map((e) => e.address));
     let released = 0;
@@ -236,7 +241,7 @@ export class Model {
       this.reservations.delete(address);
       released += 1;
     }
-    return { networks: 0, endpoints: forgotten.size, addresses: released };
+    return { networks: 0, endpoints: forgotten.size, addresses: released, failures: 0 };
   }
 
   /** Takes one of `free` (the plugin picks which) for the pool. */
