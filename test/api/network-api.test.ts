@@ -299,7 +299,9 @@ describe("NetworkDriver API over the unix socket", () => {
       await plugin.service.refreshPool();
       const elsewhere = await post(
         "/NetworkDriver.CreateNetwork",
-        createBody({ IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.9.0.0/24", Gateway: "10.9.0.1/24" }] }),
+        createBody({
+          IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.9.0.0/24", Gateway: "10.9.0.1/24" }],
+        }),
       );
       expect(elsewhere.body.Err).to.equal(
         "NIC 00:0d:3a:00:00:09 of subnet 10.9.0.0/24 is not an interface of this host — run the plugin in the VM's network namespace (host network for the managed plugin)",
