@@ -20,7 +20,12 @@ export type LinkEditor = {
   linkIpConfiguration(
     macAddress: string,
     address: string,
-    links: { publicIpId?: string | null; addBackendPools?: string[]; removeBackendPools?: string[] },
+    links: {
+      publicIpId?: string;
+      removePublicIpId?: string;
+      addBackendPools?: string[];
+      removeBackendPools?: string[];
+    },
   ): Promise<void>;
 };
 
@@ -128,11 +133,23 @@ export class AzureLinker {
     const pending = this.state.current.driver.unlinks[endpointId];
     if (!pending) return;
     const { links } = pending;
-    if (links.publicIpId || links.backendPools.length > 0) {
+    // The address may already serve a new container (this unlink is a retry): what that container
+    // asked for stays.
+    const successor = Object.values(this.state.current.driver.endpoints).find(
+      (e) =>
+        e.address === pending.address &&
+        this.state.current.driver.networks[e.networkId]?.macAddress === pending.macAddress,
+    )?.azure;
+    const removePublicIpId =
+      links.publicIpId && !sameId(links.publicIpId, successor?.publicIpId) ? links.publicIpId : undefined;
+    const removeBackendPools = links.backendPools.filter(
+      (pool) => !(successor?.backendPools ?? []).some((kept) => sameId(kept, pool)),
+    );
+    if (removePublicIpId || removeBackendPools.length > 0) {
       await this.editor
         .linkIpConfiguration(pending.macAddress, pending.address, {
-          ...(links.publicIpId ? { publicIpId: null } : {}),
-          removeBackendPools: links.backendPools,
+          ...(removePublicIpId ? { removePublicIpId } : {}),
+          removeBackendPools,
         })
         .catch((error: unknown) => {
           // The address is no longer on the NIC: nothing is linked to it any more.
@@ -175,4 +192,9 @@ export class AzureLinker {
       if (links) Object.assign(links, change, { updatedAt: new Date().toISOString() });
     });
   }
+}
+
+/** Azure resource ids compare without regard to case. */
+function sameId(a: string, b: string | undefined): boolean {
+  return b !== undefined && a.toLowerCase() === b.toLowerCase();
 }

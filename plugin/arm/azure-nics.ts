@@ -37,8 +37,13 @@ type ArmNicName = { resourceGroup: string; name: string };
 
 /** What to link an IP configuration to; `undefined` leaves that part as it is. */
 export type IpConfigurationLinks = {
-  /** A public IP resource id, or `null` to remove the association. */
-  publicIpId?: string | null;
+  /** A public IP resource id to associate. */
+  publicIpId?: string;
+  /**
+   * A public IP resource id to dissociate, only if it is the one associated: an unlink retried after
+   * the address went to another container must not take that container's public IP.
+   */
+  removePublicIpId?: string;
   addBackendPools?: string[];
   removeBackendPools?: string[];
 };
@@ -143,8 +148,12 @@ export class AzureNics {
           hint: "the address was removed from the NIC; remove the container",
         });
       }
-      if (links.publicIpId !== undefined)
-        configuration.publicIPAddress = links.publicIpId === null ? undefined : { id: links.publicIpId };
+      if (links.publicIpId !== undefined) configuration.publicIPAddress = { id: links.publicIpId };
+      if (
+        links.removePublicIpId &&
+        sameIds([links.removePublicIpId], configuration.publicIPAddress?.id ?? "")
+      )
+        configuration.publicIPAddress = undefined;
       const pools = (configuration.loadBalancerBackendAddressPools ?? []).filter(
         (pool) => !sameIds(links.removeBackendPools ?? [], pool.id),
       );

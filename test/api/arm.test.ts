@@ -586,6 +586,34 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(lastNatRules()).to.not.deep.include(["-s", "10.1.0.5/32", "-j", "RETURN"]);
     });
 
+    it("an unlink retried after the address went to another container leaves that container's links", async () => {
+      await createNetwork({ "public-ip": "true", "lb-backend-pool": POOL_ID }).expect(200);
+      await reserve("10.1.0.5");
+      await createEndpoint(EP, "10.1.0.5").expect(200);
+      const first = await linked(EP);
+      // The unlink fails once and is retried 5 s later, when 10.1.0.5 serves the next container.
+      arm.injectFault(NIC_PUT, { kind: "operation-failed", code: "InternalServerError", message: "boom" }, 1);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200, {});
+      const pools = (await stateOnDisk()) as unknown as {
+        ipam: { reservations: Record<string, { poolId: string }> };
+      };
+      await post("/IpamDriver.ReleaseAddress", {
+        PoolID: pools.ipam.reservations["10.1.0.5"]!.poolId,
+        Address: "10.1.0.5",
+      }).expect(200);
+      await reserve("10.1.0.5");
+      await createEndpoint(EP2, "10.1.0.5").expect(200);
+      const second = await linked(EP2);
+      expect(second.publicIpAddress).to.not.equal(first.publicIpAddress);
+      await unlinked();
+      const secondIp = arm.publicIps().find((ip) => ip.ipAddress === second.publicIpAddress)!;
+      expect(arm.publicIps(), "only the first container's public IP was deleted").to.deep.equal([secondIp]);
+      const configuration = arm.nic("eth0-nic").ipConfigurations.find((c) => c.privateIp === "10.1.0.5")!;
+      expect(configuration.publicIpId, "the new container keeps its public IP").to.equal(secondIp.id);
+      expect(configuration.backendPoolIds, "and its backend pool").to.deep.equal([POOL_ID]);
+      expect((await links(EP2))?.state).to.equal("linked");
+    });
+
     const refusals: [string, () => ReturnType<typeof post>, string][] = [
       [
         "an unknown --driver-opt",
