@@ -4,7 +4,7 @@
 
 # The official Node image, pinned to an exact release; a build argument so that an offline machine can
 # provide a local image of the same name (packaging/offline-base-image.sh).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
