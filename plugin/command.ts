@@ -1,6 +1,5 @@
-#!/usr/bin/env node
 /**
- * The `azure-vnet` command: reads the configuration, runs the plugin service until SIGTERM/SIGINT,
+ * The `azure-vnet` command (started by main.ts): reads the configuration, runs the plugin service until SIGTERM/SIGINT,
  * and exits non-zero with a sentence that says what to do when it cannot start. `status`, `doctor`
  * and `log-level` are operator subcommands that talk to the running plugin.
  */
@@ -13,7 +12,8 @@ import { startService } from "./service.js";
 /** How long shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-async function main(): Promise<number> {
+/** Runs the command line `argv` (process.argv); resolves to the exit status. */
+export async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${usageText()}\n${SUBCOMMAND_USAGE}\n`);
@@ -63,5 +63,3 @@ async function main(): Promise<number> {
   logger.info("stopped");
   return 0;
 }
-
-process.exitCode = await main();
