@@ -2,7 +2,7 @@
 /**
  * Entry point of the `azure-vnet` command (command.ts). It first makes node:http's exports that load
  * undici plain values (skip-undici.ts), and only then loads the rest: every module that imports
- * node:http is linked by the dynamic import below, after that change, which keeps 14 MiB of undici out
+ * node:http is linked by the dynamic import below, after that change, which keeps undici out
  * of the plugin on Node 24. A static import would not do: Node reads a built-in module's exports when
  * it links the importing graph, before any module of it runs.
  */

@@ -4,8 +4,7 @@
  * to do (the permission the identity lacks, when throttling ends, why an operation failed).
  */
 import { readFile } from "node:fs/promises";
-import https from "node:https";
-import { rootCertificates } from "node:tls";
+import type { Agent } from "node:https";
 import type {
   NetworkInterfacesOperations,
   NetworkManagementClientOptionalParams,
@@ -84,9 +83,9 @@ export async function createNetworkClient(
   const credential = options.identityClientId
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();
-  const agent = options.caFile
-    ? new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(options.caFile, "utf8")] })
-    : undefined;
+  // node:https and node:tls are loaded here, not on import: the plugin imports this module at start,
+  // and TLS costs about 5 MiB resident on Node 24 that a plugin without ARM features never needs.
+  const agent = options.caFile ? await extraCaAgent(options.caFile) : undefined;
   const context = createNetworkManagement(credential, subscriptionId, {
     endpoint: options.endpoint,
     credentials: { scopes: [ARM_SCOPE] },
@@ -104,7 +103,15 @@ type PipelinePolicy = NonNullable<
 >[number]["policy"];
 
 /** Sends through the extra CA's agent, and fails a long throttling at once instead of sleeping. */
-function armPolicy(agent: https.Agent | undefined): PipelinePolicy {
+async function extraCaAgent(caFile: string): Promise<Agent> {
+  const [{ default: https }, { rootCertificates }] = await Promise.all([
+    import("node:https"),
+    import("node:tls"),
+  ]);
+  return new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(caFile, "utf8")] });
+}
+
+function armPolicy(agent: Agent | undefined): PipelinePolicy {
   return {
     name: "azure-vnet-arm",
     sendRequest: async (request, next) => {
