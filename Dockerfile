@@ -4,7 +4,7 @@
 
 # The official Node image, pinned to an exact release; a build argument so that an offline machine can
 # provide a local image of the same name (packaging/offline-base-image.sh).
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
@@ -19,14 +19,15 @@ COPY driver driver/
 COPY ipam-driver ipam-driver/
 # Type declarations, source maps and documentation of the production dependencies are never loaded;
 # their licence files stay. Nor are the Azure SDK's builds for browsers and React Native, nor the
-# browser half of the identity library (Node loads the ESM builds and @azure/msal-node).
+# browser half of the identity library (Node loads the ESM builds and @azure/msal-node), nor the
+# CommonJS build of @azure/arm-network, which only the plugin's ESM imports (6 MiB).
 RUN npx tsc -p packaging/tsconfig.build.json \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
   && find node_modules -type f ! -iname 'licen[cs]e*' \
        \( -name '*.d.ts' -o -name '*.d.[mc]ts' -o -name '*.map' -o -iname '*.md' \) -delete \
-  && find node_modules/@azure node_modules/@typespec -type d \
+  && find node_modules/@azure node_modules/@azure-rest node_modules/@typespec -type d \
        \( -path '*/dist/browser' -o -path '*/dist/react-native' -o -path '*/dist/workerd' \) -prune -exec rm -rf {} + \
-  && rm -rf node_modules/@azure/msal-browser \
+  && rm -rf node_modules/@azure/msal-browser node_modules/@azure/arm-network/dist/commonjs \
   && mkdir -p /opt/azure-vnet \
   && cp -R package.json dist node_modules /opt/azure-vnet/
 

@@ -1,17 +1,21 @@
 // Reads a process's memory and CPU from /proc, and the plugin's own time per call from its request log.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { fmt, summarize } from "./stats.js";
 import { table } from "./report.js";
 
 const CLOCK_TICKS_PER_SECOND = 100;
 
-/** The pid of the node process behind `pid`: spawnIn's nsenter execs into it, so usually `pid` itself. */
+/**
+ * The pid of the node process behind `pid`: spawnIn's nsenter execs into it, so usually `pid` itself.
+ * Told by its executable, the node running this benchmark: Node 24 names its main thread "MainThread",
+ * so /proc/PID/comm no longer says "node".
+ */
 export function nodePid(pid: number): number {
-  const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  if (comm === "node") return pid;
+  const exe = readlinkSync(`/proc/${pid}/exe`);
+  if (exe === realpathSync(process.execPath)) return pid;
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/);
   const child = children.map(Number).find((c) => c > 0);
-  if (child === undefined) throw new Error(`pid ${pid} (${comm}) is not node and has no child`);
+  if (child === undefined) throw new Error(`pid ${pid} (${exe}) is not ${process.execPath} and has no child`);
   return nodePid(child);
 }
 

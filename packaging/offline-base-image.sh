@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the Dockerfile's Node base image (ARG NODE_IMAGE) exist on a machine that cannot pull it: a
-# Debian rootfs from this machine's own installed packages, this machine's node and npm, and npm's
+# Debian rootfs from this machine's own installed packages, the node and npm on PATH, and npm's
 # cache of package-lock.json's packages, imported into the local Docker under that same name.
 #
 # Why each extra is there: `docker build` runs its RUN steps in containers that have no network here,
@@ -39,11 +39,15 @@ codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 tag=${name##*:}
 case "$tag" in
   "$node_version"-"$codename"*) ;;
-  *) die "$name does not describe this machine (node $node_version, Debian $codename); pass --name node:$node_version-$codename-slim and build with --build-arg NODE_IMAGE=that, or install node $node_version" ;;
+  *) die "$name does not describe this machine (node $node_version, Debian $codename); pass --name node:$node_version-$codename-slim and build with --build-arg NODE_IMAGE=that, or put the node that $name names first on PATH (source test/node24.sh)" ;;
 esac
 npm_cache=$(npm config get cache)/_cacache
-npm_root=$(npm root -g)
-[ -d "$npm_root/npm" ] || die "no npm in $npm_root"
+# The npm on PATH, wherever it is installed: `npm root -g` would name the global folder of the node
+# running it, which for a node without npm of its own (test/node24.sh's) holds no npm.
+npm_dir=$(readlink -f "$(command -v npm)") || die "no npm on PATH"
+npm_dir=$(dirname "$(dirname "$npm_dir")")
+[ -f "$npm_dir/bin/npm-cli.js" ] && [ "$(node -p "require('$npm_dir/package.json').name")" = npm ] ||
+  die "the npm on PATH is not an npm package folder's bin/npm-cli.js ($npm_dir)"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/azure-vnet-base-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -128,7 +132,7 @@ tar -C / --no-recursion -cf - -T "$filelist" | tar -C "$rootfs" -xpf -
 # Node and npm where the official image keeps them, and a root user for npm's home directory.
 install -D -m 0755 "$node_bin" "$rootfs/usr/local/bin/node"
 mkdir -p "$rootfs/usr/local/lib/node_modules"
-cp -a "$npm_root/npm" "$rootfs/usr/local/lib/node_modules/npm"
+cp -a "$npm_dir" "$rootfs/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
 mkdir -p "$rootfs/root/.npm" "$rootfs/tmp" "$rootfs/var/tmp" "$rootfs/etc"

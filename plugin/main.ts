@@ -1,67 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `azure-vnet` command: reads the configuration, runs the plugin service until SIGTERM/SIGINT,
- * and exits non-zero with a sentence that says what to do when it cannot start. `status`, `doctor`
- * and `log-level` are operator subcommands that talk to the running plugin.
+ * Entry point of the `azure-vnet` command (command.ts). It first makes node:http's exports that load
+ * undici plain values (skip-undici.ts), and only then loads the rest: every module that imports
+ * node:http is linked by the dynamic import below, after that change, which keeps undici out
+ * of the plugin on Node 24. A static import would not do: Node reads a built-in module's exports when
+ * it links the importing graph, before any module of it runs.
  */
-import { runSubcommand, SUBCOMMAND_USAGE, SUBCOMMANDS } from "./cli/commands.js";
-import { loadConfig, usageText } from "./config.js";
-import { toPluginError } from "./errors.js";
-import { createLogger } from "./logger.js";
-import { startService } from "./service.js";
+import "./skip-undici.js";
 
-/** How long shutdown may take before the process exits anyway. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
-async function main(): Promise<number> {
-  const argv = process.argv.slice(2);
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`${usageText()}\n${SUBCOMMAND_USAGE}\n`);
-    return 0;
-  }
-  const subcommand = SUBCOMMANDS.find((name) => name === argv[0]);
-  if (subcommand) {
-    try {
-      return await runSubcommand(subcommand, argv.slice(1), process.env);
-    } catch (error) {
-      process.stderr.write(`azure-vnet ${subcommand}: ${(error as Error).message}\n`);
-      return 1;
-    }
-  }
-  const bootLogger = createLogger("info");
-  let config;
-  try {
-    config = loadConfig(argv, process.env);
-  } catch (error) {
-    bootLogger.error("invalid configuration", { error: toPluginError(error).userMessage });
-    process.stderr.write(`azure-vnet: ${toPluginError(error).userMessage}\n\n${usageText()}`);
-    return 2;
-  }
-  const logger = createLogger(config.logLevel);
-  let service;
-  try {
-    service = await startService(config, { logger });
-  } catch (error) {
-    const message = toPluginError(error).userMessage;
-    logger.error("cannot start", { error: message });
-    process.stderr.write(`azure-vnet: ${message}\n`);
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      logger.info("shutting down", { signal });
-      setTimeout(() => {
-        logger.error("shutdown took too long; exiting", { graceMs: SHUTDOWN_GRACE_MS });
-        process.exit(1);
-      }, SHUTDOWN_GRACE_MS).unref();
-      resolve();
-    };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
-  });
-  await service.close();
-  logger.info("stopped");
-  return 0;
-}
-
+const { main } = await import("./command.js");
 process.exitCode = await main();

@@ -4,10 +4,13 @@
  * to do (the permission the identity lacks, when throttling ends, why an operation failed).
  */
 import { readFile } from "node:fs/promises";
-import https from "node:https";
-import { rootCertificates } from "node:tls";
-import type { NetworkInterfaces, PublicIPAddresses } from "@azure/arm-network";
-import type { ServiceClientOptions } from "@azure/core-client";
+import type { Agent } from "node:https";
+import type {
+  NetworkInterfacesOperations,
+  NetworkManagementClientOptionalParams,
+  PublicIPAddressesOperations,
+} from "@azure/arm-network";
+import type { NetworkManagementContext } from "@azure/arm-network/api";
 import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../errors.js";
 
 /** The token audience of Azure Resource Manager (public cloud). */
@@ -33,10 +36,20 @@ export type ArmClientOptions = {
 };
 
 /** The parts of @azure/arm-network's NetworkManagementClient the plugin calls. */
-export type NetworkClient = { networkInterfaces: NetworkInterfaces; publicIPAddresses: PublicIPAddresses };
+export type NetworkClient = {
+  networkInterfaces: NetworkInterfacesOperations;
+  publicIPAddresses: PublicIPAddressesOperations;
+};
 
-/** The SDK's version, pinned exactly: the operation modules below are loaded by their place in it. */
-const ARM_NETWORK_PACKAGE = "azsdk-js-arm-network/36.0.0";
+/**
+ * Where the two operation groups sit in @azure/arm-network (39, pinned exactly), relative to its ESM
+ * entry point dist/esm/index.js. The package exports only ".", "./api" and "./models", so these are
+ * loaded by their place; the image build loads them once, so a layout change fails the build.
+ */
+export const ARM_NETWORK_OPERATION_MODULES = {
+  networkInterfaces: "./classic/networkInterfaces/index.js",
+  publicIPAddresses: "./classic/publicIPAddresses/index.js",
+} as const;
 
 export async function createNetworkClient(
   subscriptionId: string,
@@ -47,52 +60,58 @@ export async function createNetworkClient(
   const imds = options.imdsUrl.replace(/\/+$/, "");
   if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
   // Loaded on first use, and only the two operation groups the plugin calls: NetworkManagementClient
-  // builds all of its 190, which costs 30 MiB more; with the identity library the whole SDK would add
-  // about 70 MiB to a plugin that may never talk to Azure Resource Manager.
-  const operations = new URL("./operations/", import.meta.resolve("@azure/arm-network"));
+  // builds all of its 170, and with the identity library the whole SDK would add tens of MiB to a
+  // plugin that may never talk to Azure Resource Manager. createNetworkManagement (the package's public
+  // "./api") makes the context every operation group runs on, as NetworkManagementClient's constructor
+  // does: the identity, the endpoint, ARM's scope and the SDK's user agent.
+  const entry = import.meta.resolve("@azure/arm-network");
   const [
-    { ServiceClient },
+    { createNetworkManagement },
     { ManagedIdentityCredential },
-    { NetworkInterfacesImpl },
-    { PublicIPAddressesImpl },
+    { _getNetworkInterfacesOperations },
+    { _getPublicIPAddressesOperations },
   ] = await Promise.all([
-    import("@azure/core-client"),
+    import("@azure/arm-network/api"),
     import("@azure/identity"),
-    import(new URL("networkInterfaces.js", operations).href) as Promise<{
-      NetworkInterfacesImpl: new (client: unknown) => NetworkInterfaces;
+    import(new URL(ARM_NETWORK_OPERATION_MODULES.networkInterfaces, entry).href) as Promise<{
+      _getNetworkInterfacesOperations: (context: NetworkManagementContext) => NetworkInterfacesOperations;
     }>,
-    import(new URL("publicIPAddresses.js", operations).href) as Promise<{
-      PublicIPAddressesImpl: new (client: unknown) => PublicIPAddresses;
+    import(new URL(ARM_NETWORK_OPERATION_MODULES.publicIPAddresses, entry).href) as Promise<{
+      _getPublicIPAddressesOperations: (context: NetworkManagementContext) => PublicIPAddressesOperations;
     }>,
   ]);
   const credential = options.identityClientId
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();
-  const agent = options.caFile
-    ? new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(options.caFile, "utf8")] })
-    : undefined;
-  // What NetworkManagementClient's constructor sets up, for the operation groups to run on.
-  const client = Object.assign(
-    new ServiceClient({
-      credential,
-      credentialScopes: [ARM_SCOPE],
-      endpoint: options.endpoint,
-      requestContentType: "application/json; charset=utf-8",
-      userAgentOptions: { userAgentPrefix: `azure-vnet ${ARM_NETWORK_PACKAGE}` },
-      additionalPolicies: [{ position: "perRetry", policy: armPolicy(agent) }],
-    }),
-    { subscriptionId, $host: options.endpoint },
-  );
+  // node:https and node:tls are loaded here, not on import: the plugin imports this module at start,
+  // and TLS costs about 5 MiB resident on Node 24 that a plugin without ARM features never needs.
+  const agent = options.caFile ? await extraCaAgent(options.caFile) : undefined;
+  const context = createNetworkManagement(credential, subscriptionId, {
+    endpoint: options.endpoint,
+    credentials: { scopes: [ARM_SCOPE] },
+    userAgentOptions: { userAgentPrefix: "azure-vnet" },
+    additionalPolicies: [{ position: "perRetry", policy: armPolicy(agent) }],
+  });
   return {
-    networkInterfaces: new NetworkInterfacesImpl(client),
-    publicIPAddresses: new PublicIPAddressesImpl(client),
+    networkInterfaces: _getNetworkInterfacesOperations(context),
+    publicIPAddresses: _getPublicIPAddressesOperations(context),
   };
 }
 
-type PipelinePolicy = NonNullable<ServiceClientOptions["additionalPolicies"]>[number]["policy"];
+type PipelinePolicy = NonNullable<
+  NetworkManagementClientOptionalParams["additionalPolicies"]
+>[number]["policy"];
 
 /** Sends through the extra CA's agent, and fails a long throttling at once instead of sleeping. */
-function armPolicy(agent: https.Agent | undefined): PipelinePolicy {
+async function extraCaAgent(caFile: string): Promise<Agent> {
+  const [{ default: https }, { rootCertificates }] = await Promise.all([
+    import("node:https"),
+    import("node:tls"),
+  ]);
+  return new https.Agent({ keepAlive: true, ca: [...rootCertificates, await readFile(caFile, "utf8")] });
+}
+
+function armPolicy(agent: Agent | undefined): PipelinePolicy {
   return {
     name: "azure-vnet-arm",
     sendRequest: async (request, next) => {

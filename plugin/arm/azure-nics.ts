@@ -252,7 +252,7 @@ export class AzureNics {
             name.resourceGroup,
             name.name,
             nic,
-            { requestOptions: { customHeaders: nic.etag ? { "If-Match": nic.etag } : {} } },
+            { requestOptions: { headers: nic.etag ? { "If-Match": nic.etag } : {} } },
           );
           this.logger.info("NIC changed in Azure", {
             nic: name.name,

@@ -15,6 +15,7 @@ import {
   type NetworkInterfaceIPConfiguration,
 } from "@azure/arm-network";
 import {
+  FAKE_ARM_API_VERSION,
   FAKE_MI_TOKEN,
   startFakeArm,
   type FakeArm,
@@ -134,7 +135,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       SUB,
       {
         endpoint,
-        credentialScopes: ["https://management.azure.com/.default"],
+        credentials: { scopes: ["https://management.azure.com/.default"] },
         additionalPolicies: [
           {
             position: "perCall",
@@ -216,8 +217,9 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
         subnet: { id: SUBNET_ID },
       }),
     );
-    // begin… sent the PUT and polled once: InProgress, so nothing has changed yet.
-    expect(count("GET", "/operations/")).to.equal(1);
+    // begin… sent the PUT and has not polled yet: the operation is in progress, nothing has changed.
+    expect(count("PUT", `/networkInterfaces/${NIC}`)).to.equal(1);
+    expect(count("GET", "/operations/")).to.equal(0);
     expect(fake.nic(NIC).ipConfigurations).to.have.length(2);
     expect((await arm.networkInterfaces.get(RG, NIC)).provisioningState).to.equal("Updating");
     expect(nicChanges).to.have.length(0);
@@ -550,7 +552,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
         req.on("error", reject);
         req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
       });
-    const nicUrl = () => `${fake.url}${NIC_ID}?api-version=2025-05-01`;
+    const nicUrl = () => `${fake.url}${NIC_ID}?api-version=${FAKE_ARM_API_VERSION}`;
     const nicBody = (nic: FakeArmNic) => ({
       location: LOCATION,
       properties: {
@@ -591,7 +593,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       expect(accepted.status).to.equal(200);
       expect(accepted.headers["azure-asyncoperation"]).to.match(
         new RegExp(
-          `^${fake.url}/subscriptions/${SUB}/providers/Microsoft.Network/locations/${LOCATION}/operations/[0-9a-f-]{36}\\?api-version=2025-05-01$`,
+          `^${fake.url}/subscriptions/${SUB}/providers/Microsoft.Network/locations/${LOCATION}/operations/[0-9a-f-]{36}\\?api-version=${FAKE_ARM_API_VERSION}$`,
         ),
       );
       expect(accepted.headers["retry-after"]).to.equal("1");
@@ -602,19 +604,26 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     });
 
     it("a delete's Location URL answers 202 until done, then 204", async () => {
-      const put = await raw("PUT", `${fake.url}${NET}/publicIPAddresses/pip1?api-version=2025-05-01`, {
-        body: {
-          location: LOCATION,
-          sku: { name: "Standard" },
-          properties: { publicIPAllocationMethod: "Static" },
+      const put = await raw(
+        "PUT",
+        `${fake.url}${NET}/publicIPAddresses/pip1?api-version=${FAKE_ARM_API_VERSION}`,
+        {
+          body: {
+            location: LOCATION,
+            sku: { name: "Standard" },
+            properties: { publicIPAllocationMethod: "Static" },
+          },
         },
-      });
+      );
       expect(put.status).to.equal(201);
       const operation = put.headers["azure-asyncoperation"] as string;
       expect(JSON.parse((await raw("GET", operation)).body)).to.deep.equal({ status: "InProgress" });
       expect(JSON.parse((await raw("GET", operation)).body)).to.deep.equal({ status: "Succeeded" });
 
-      const del = await raw("DELETE", `${fake.url}${NET}/publicIPAddresses/pip1?api-version=2025-05-01`);
+      const del = await raw(
+        "DELETE",
+        `${fake.url}${NET}/publicIPAddresses/pip1?api-version=${FAKE_ARM_API_VERSION}`,
+      );
       expect(del.status).to.equal(202);
       const location = del.headers.location as string;
       expect(location).to.include("/operationResults/");
@@ -630,7 +639,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
       const onSocket = await start({ listen: { socketPath }, publicUrl: "https://10.99.0.1:8443" });
       try {
         expect(onSocket.url).to.equal("https://10.99.0.1:8443");
-        const res = await raw("PUT", `https://localhost${NIC_ID}?api-version=2025-05-01`, {
+        const res = await raw("PUT", `https://localhost${NIC_ID}?api-version=${FAKE_ARM_API_VERSION}`, {
           socketPath,
           body: nicBody(onSocket.nic(NIC)),
         });

@@ -7,7 +7,7 @@
  * config.json and the host-service files and need no root.
  */
 import { expect } from "chai";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,6 +133,14 @@ describe("packaging: the host service", function () {
       expect(unit).to.match(
         /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
       );
+      // A node that test/node24.sh put in the checkout is copied, so the service outlives the checkout.
+      const nodeOnPath = (await run("bash", ["-c", 'readlink -f "$(command -v node)"'])).stdout.trim();
+      if (nodeOnPath.startsWith(join(REPO, ".node") + "/")) {
+        expect(unit).to.match(/^ExecStart=\/opt\/azure-vnet\/bin\/node /m);
+        expect(statSync(join(app, "bin", "node")).size).to.equal(statSync(nodeOnPath).size);
+      } else {
+        expect(unit).to.contain(`ExecStart=${(await run("bash", ["-c", "command -v node"])).stdout.trim()} `);
+      }
       expect(existsSync(join(destdir, "etc", "default", "azure-vnet"))).to.equal(true);
     } finally {
       await rm(destdir, { recursive: true, force: true });

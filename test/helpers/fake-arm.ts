@@ -1,8 +1,8 @@
 /**
  * A stand-in for the part of Azure Resource Manager the plugin changes: network interfaces (list, GET,
  * PUT), public IP addresses (PUT, GET, DELETE, list), load balancer backend pools (GET) and the
- * asynchronous operations ARM answers changes with. It speaks the REST shapes @azure/arm-network 36.0.0
- * sends and expects (api-version 2025-05-01), over HTTPS with a test CA because the SDK refuses to send
+ * asynchronous operations ARM answers changes with. It speaks the REST shapes @azure/arm-network 39.0.0
+ * sends and expects (api-version 2026-01-01), over HTTPS with a test CA because the SDK refuses to send
  * a bearer token over plain HTTP. A NIC PUT is validated as Azure validates it and takes effect only
  * when its operation is polled to completion, so a client that does not wait cannot pass. ARM's faults
  * (403, 429, failed operations, ...) can be injected per request.
@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net";
 export const FAKE_MI_TOKEN = "fake-managed-identity-token";
 
 /** The api-version the SDK sends; written into the operation URLs the stand-in hands out. */
-export const FAKE_ARM_API_VERSION = "2025-05-01";
+export const FAKE_ARM_API_VERSION = "2026-01-01";
 
 export type FakeArmIpConfig = {
   name: string;
@@ -979,6 +979,15 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
         400,
         "MissingApiVersionParameter",
         "The api-version query parameter (?api-version=) is required for all requests.",
+      );
+    }
+    // The stand-in models one api-version's shapes: an SDK that moved to another must fail here, not
+    // pass against shapes Azure no longer answers with.
+    if (url.searchParams.get("api-version") !== FAKE_ARM_API_VERSION) {
+      throw new ArmError(
+        400,
+        "InvalidApiVersionParameter",
+        `The ARM stand-in models api-version ${FAKE_ARM_API_VERSION} only, not ${url.searchParams.get("api-version")}.`,
       );
     }
     const path = url.pathname.replace(/\/+$/, "");
