@@ -28,8 +28,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+source test/node24.sh
 echo "== npm ci"
 npm ci --no-audit --no-fund
+echo "== npm audit (production dependencies)"
+bash test/audit.sh
 echo "== build"
 npm run build
 echo "== lint"
