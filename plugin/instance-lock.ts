@@ -1,77 +1,74 @@
 /**
- * Makes sure only one plugin process owns a state directory. The lock file records the owner's pid and
- * the kernel's start time for it, so a lock left by a crashed process (or a reused pid) is recognised as
- * stale and taken over.
+ * Makes sure only one plugin process owns a state directory. The lock is an abstract unix socket named
+ * after the directory's device and inode: binding it is atomic, and the kernel frees the name the
+ * moment its holder dies, however it dies, so there is no stale lock to recognise or take over. A pid
+ * written in a file would not do: the managed plugin runs in a PID namespace of its own, where the host
+ * service's pid means nothing. Abstract sockets belong to the network namespace instead, which the host
+ * service and the managed plugin (host network) share; the state directory is the same inode in both.
  */
-import { readFileSync } from "node:fs";
-import { link, mkdir, readFile, unlink, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, stat } from "node:fs/promises";
+import net from "node:net";
 import { ConflictError } from "./errors.js";
 
-type LockOwner = { pid: number; startTime: string };
+export type InstanceLock = {
+  /** The abstract socket's name, as `ss -xlp` shows it (with a leading `@`). */
+  name: string;
+  release(): Promise<void>;
+};
 
-export type InstanceLock = { path: string; release(): Promise<void> };
+/** What the holder tells a second instance that asks, so that the refusal can name it. */
+type Holder = { pid: number; socket: string };
 
-/** Takes the lock at `path`, replacing a stale one; throws ConflictError while a live owner holds it. */
-export async function acquireInstanceLock(path: string): Promise<InstanceLock> {
-  const me: LockOwner = { pid: process.pid, startTime: processStartTime(process.pid) ?? "" };
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const candidate = `${path}.${process.pid}`;
-  await writeFile(candidate, JSON.stringify(me) + "\n", { mode: 0o600 });
+/**
+ * Takes the lock of `stateDir` for a plugin serving `socketPath`; throws ConflictError while another
+ * live process, in any PID namespace, holds it.
+ */
+export async function acquireInstanceLock(stateDir: string, socketPath: string): Promise<InstanceLock> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const { dev, ino } = await stat(stateDir);
+  const name = `azure-vnet-lock/${dev}:${ino}`;
+  const me: Holder = { pid: process.pid, socket: socketPath };
+  const server = net.createServer((connection) => connection.end(`${JSON.stringify(me)}\n`));
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        // link() fails if the lock exists, so two starting processes cannot both win.
-        await link(candidate, path);
-        return { path, release: () => releaseIfOwned(path, me) };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      }
-      const owner = await readOwner(path);
-      if (owner && isAlive(owner)) {
-        throw new ConflictError(`another azure-vnet process (pid ${owner.pid}) owns the state in ${path}`, {
-          hint: "stop it first, or give this instance its own --state-dir",
-        });
-      }
-      await unlink(path).catch(() => undefined);
-    }
-    throw new ConflictError(`could not take the lock ${path}: something holds or occupies it`, {
-      hint: "another azure-vnet may be starting at the same time (start only one), or something else is at that path (remove it)",
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ path: `\0${name}` }, resolve);
     });
-  } finally {
-    await unlink(candidate).catch(() => undefined);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    const holder = await askHolder(name);
+    const who = holder ? ` (pid ${holder.pid} in its PID namespace, serving ${holder.socket})` : "";
+    throw new ConflictError(`another azure-vnet process${who} owns the state in ${stateDir}`, {
+      hint: "stop it first, or give this instance its own --state-dir",
+    });
   }
+  // The lock must not keep a finished process alive.
+  server.unref();
+  return {
+    name: `@${name}`,
+    release: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
-async function readOwner(path: string): Promise<LockOwner | undefined> {
-  try {
-    const owner = JSON.parse(await readFile(path, "utf8")) as Partial<LockOwner>;
-    return typeof owner.pid === "number"
-      ? { pid: owner.pid, startTime: String(owner.startTime ?? "") }
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isAlive(owner: LockOwner): boolean {
-  if (owner.pid === process.pid) return false;
-  const startTime = processStartTime(owner.pid);
-  return startTime !== undefined && (owner.startTime === "" || startTime === owner.startTime);
-}
-
-/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses; fields after it are plain.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-async function releaseIfOwned(path: string, me: LockOwner): Promise<void> {
-  const owner = await readOwner(path);
-  if (owner?.pid === me.pid && owner.startTime === me.startTime) await unlink(path).catch(() => undefined);
+/** The holder's own description; undefined when it does not answer at once (it may be exiting). */
+function askHolder(name: string): Promise<Holder | undefined> {
+  return new Promise((resolve) => {
+    let text = "";
+    const socket = net.connect({ path: `\0${name}` });
+    const done = (holder: Holder | undefined) => {
+      socket.destroy();
+      resolve(holder);
+    };
+    socket.setTimeout(1_000, () => done(undefined));
+    socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    socket.on("error", () => done(undefined));
+    socket.on("end", () => {
+      try {
+        const holder = JSON.parse(text) as Partial<Holder>;
+        done(typeof holder.pid === "number" ? { pid: holder.pid, socket: String(holder.socket) } : undefined);
+      } catch {
+        done(undefined);
+      }
+    });
+  });
 }

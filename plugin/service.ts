@@ -29,7 +29,6 @@ import { StateFile } from "./state-file.js";
 import { listenOnUnixSocket } from "./unix-socket.js";
 
 export const STATE_FILE_NAME = "state.json";
-export const LOCK_FILE_NAME = "azure-vnet.lock";
 /** Reads of the pool source before giving up at start when nothing is known about the pool. */
 const STARTUP_ATTEMPTS = 3;
 
@@ -51,7 +50,7 @@ export type RunningService = {
 export async function startService(config: PluginConfig, deps: ServiceDeps): Promise<RunningService> {
   const { logger } = deps;
   const host = deps.host ?? createHostNetwork();
-  const lock = await acquireInstanceLock(join(config.stateDir, LOCK_FILE_NAME));
+  const lock = await acquireInstanceLock(config.stateDir, config.socketPath);
   let stopRefresher = () => undefined as void;
   try {
     const state = await StateFile.open(join(config.stateDir, STATE_FILE_NAME), pluginStateCodec);

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { rawPost, startPlugin, twoNicPool, type PluginUnderTest } from "../helpers/plugin-under-test.js";
 import { socketAnswers } from "../../plugin/unix-socket.js";
+import { acquireInstanceLock } from "../../plugin/instance-lock.js";
 
 const postJson = async (socketPath: string, path: string, body: unknown) =>
   (await rawPost(socketPath, path, JSON.stringify(body))).json;
@@ -126,14 +127,14 @@ describe("plugin lifecycle", function () {
       return run;
     };
 
-    it("shuts down cleanly on SIGTERM: exit 0, socket and lock removed", async () => {
+    it("shuts down cleanly on SIGTERM: exit 0, socket removed, lock free", async () => {
       const a = await startServing();
       a.child.kill("SIGTERM");
       const exit = await a.exited;
       expect(exit.code).to.equal(0);
       expect(existsSync(join(dir, "a.sock"))).to.equal(false);
-      expect(existsSync(join(dir, "state", "azure-vnet.lock"))).to.equal(false);
       expect(exit.stdout).to.match(/"msg":"stopped"/);
+      await (await acquireInstanceLock(join(dir, "state"), "/check.sock")).release();
     });
 
     it("refuses a second live instance on the same state, and on the same socket", async () => {
@@ -142,7 +143,7 @@ describe("plugin lifecycle", function () {
       const exit = await sameState.exited;
       expect(exit.code).to.equal(1);
       expect(exit.stderr).to.equal(
-        `azure-vnet: another azure-vnet process (pid ${a.child.pid}) owns the state in ${join(dir, "state", "azure-vnet.lock")} — stop it first, or give this instance its own --state-dir\n`,
+        `azure-vnet: another azure-vnet process (pid ${a.child.pid} in its PID namespace, serving ${join(dir, "a.sock")}) owns the state in ${join(dir, "state")} — stop it first, or give this instance its own --state-dir\n`,
       );
       const sameSocket = runPlugin([
         ...args("a").slice(0, 2),
@@ -156,7 +157,7 @@ describe("plugin lifecycle", function () {
       expect(await socketAnswers(join(dir, "a.sock"))).to.equal(true);
     });
 
-    it("replaces the stale socket and lock of a killed instance and keeps its allocations", async () => {
+    it("replaces the stale socket of a killed instance and keeps its allocations", async () => {
       const a = await startServing();
       const reply = await postJson(join(dir, "a.sock"), "/IpamDriver.RequestPool", {
         Pool: "10.1.0.0/24",
@@ -169,7 +170,6 @@ describe("plugin lifecycle", function () {
       a.child.kill("SIGKILL");
       await a.exited;
       expect(existsSync(join(dir, "a.sock"))).to.equal(true);
-      expect(existsSync(join(dir, "state", "azure-vnet.lock"))).to.equal(true);
       await startServing();
       const again = await postJson(join(dir, "a.sock"), "/IpamDriver.RequestAddress", {
         PoolID: poolId,
