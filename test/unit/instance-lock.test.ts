@@ -32,7 +32,7 @@ function contender(dir: string): { child: ChildProcess; outcome: Promise<string>
   });
   const outcome = new Promise<string>((resolve) => {
     let text = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       text += chunk.toString();
       if (text.includes("\n")) resolve(text.trim());
     });
