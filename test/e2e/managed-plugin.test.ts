@@ -155,6 +155,27 @@ describe("packaging: the host service", function () {
         /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
       );
       expect(existsSync(join(destdir, "etc", "default", "azure-vnet"))).to.equal(true);
+
+      // The README's removal line, verbatim, on a machine whose /opt and /etc hold the installed files
+      // (overlays whose upper folders are the install's; the machine's own stay as they are).
+      for (const work of ["opt-work", "etc-work"]) await mkdir(join(destdir, work));
+      const remove = await readmeCommand(
+        "rm -rf /opt/azure-vnet /etc/systemd/system/azure-vnet.service /etc/default/azure-vnet",
+        {
+          cwd: "/",
+          mounts: [
+            { type: "overlay", target: "/opt", upper: join(destdir, "opt"), work: join(destdir, "opt-work") },
+            { type: "overlay", target: "/etc", upper: join(destdir, "etc"), work: join(destdir, "etc-work") },
+          ],
+        },
+      );
+      expect(remove.code, remove.stderr).to.equal(0);
+      for (const installed of [
+        "opt/azure-vnet",
+        "etc/systemd/system/azure-vnet.service",
+        "etc/default/azure-vnet",
+      ])
+        expect(existsSync(join(destdir, installed)), installed).to.equal(false);
     } finally {
       await rm(destdir, { recursive: true, force: true });
     }
@@ -431,7 +452,7 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
   it("g. docker plugin upgrade keeps the allocations and the settings", async () => {
     await readmeOnVm("docker plugin disable -f azure:latest");
     await readmeOnVm(
-      "docker plugin upgrade --grant-all-permissions azure:latest registry.example.com/azure-vnet:0.2.0",
+      "docker plugin upgrade --grant-all-permissions --skip-remote-check azure:latest registry.example.com/azure-vnet:0.2.0",
     );
     await readmeOnVm("docker plugin enable azure:latest");
     const [inspect] = JSON.parse(await dockerOk("plugin", "inspect", PLUGIN)) as PluginInspect[];

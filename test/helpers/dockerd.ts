@@ -67,21 +67,35 @@ export type StopOptions = {
   keepContainers?: boolean;
 };
 
-// Runs as `sh -c SCRIPT sh STEP...`: every path arrives as a positional parameter, never spliced into
-// the script text. The mounts exist only in this private mount namespace, which a sleeping anchor
-// process keeps alive, so a restarted dockerd finds the mounts (container network namespaces) the
-// previous one made, as it would on a real host.
-const ANCHOR_SCRIPT = `set -e
+/**
+ * Arranges a private mount namespace, then runs a program in it: run as `unshare --mount --propagation
+ * private -- sh -c MACHINE_SCRIPT sh STEP... -- PROGRAM ARG...`. Every path arrives as a positional
+ * parameter, never spliced into the script text.
+ */
+export const MACHINE_SCRIPT = `set -e
 while [ $# -gt 0 ]; do
   case "$1" in
+    --) shift; exec "$@" ;;
     tmpfs) mount -t tmpfs -o mode=0755 tmpfs "$2"; shift 2 ;;
     mkdir) mkdir -p "$2"; shift 2 ;;
     bind) mount --bind "$2" "$3"; shift 3 ;;
     overlay) mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$2"; shift 4 ;;
-    *) echo "anchor: unknown step $1" >&2; exit 2 ;;
+    *) echo "machine: unknown step $1" >&2; exit 2 ;;
   esac
 done
-exec sleep 2147483647`;
+echo "machine: no -- PROGRAM" >&2
+exit 2`;
+
+/** The steps of {@link MACHINE_SCRIPT} that make `mounts`. */
+export function mountSteps(mounts: readonly MachineMount[]): string[] {
+  const steps: string[] = [];
+  for (const mount of mounts) {
+    if (mount.type === "tmpfs") steps.push("tmpfs", mount.target);
+    else if (mount.type === "bind") steps.push("bind", mount.source, mount.target);
+    else steps.push("overlay", mount.target, mount.upper, mount.work);
+  }
+  return steps;
+}
 
 /** The user's default Docker socket, inside a {@link MachineOptions} namespace. */
 export const MACHINE_DOCKER_SOCKET = "/var/run/docker.sock";
@@ -94,12 +108,7 @@ function anchorSteps(pluginsDir: string, machine: MachineOptions | undefined): s
       steps.push("bind", "/usr/bin/docker", "/usr/local/bin/docker");
   }
   steps.push("mkdir", "/run/docker/plugins", "bind", pluginsDir, "/run/docker/plugins");
-  for (const mount of machine?.mounts ?? []) {
-    if (mount.type === "tmpfs") steps.push("tmpfs", mount.target);
-    else if (mount.type === "bind") steps.push("bind", mount.source, mount.target);
-    else steps.push("overlay", mount.target, mount.upper, mount.work);
-  }
-  return steps;
+  return [...steps, ...mountSteps(machine?.mounts ?? [])];
 }
 
 /** A private dockerd started by {@link startDockerd}. */
@@ -438,7 +447,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   return dockerd;
 }
 
-/** Starts the process that holds a private mount namespace arranged by `steps` (see ANCHOR_SCRIPT). */
+/** Starts the process that holds a private mount namespace arranged by `steps` (see MACHINE_SCRIPT). */
 async function startMountAnchor(vnet: Vnet, vm: string, steps: string[]): Promise<number> {
   const anchor = vnet.spawnIn(vm, [
     "unshare",
@@ -448,9 +457,15 @@ async function startMountAnchor(vnet: Vnet, vm: string, steps: string[]): Promis
     "--",
     "sh",
     "-c",
-    ANCHOR_SCRIPT,
+    MACHINE_SCRIPT,
     "sh",
     ...steps,
+    // The mounts exist only in this private mount namespace, which this sleeping process keeps alive,
+    // so a restarted dockerd finds the mounts (container network namespaces) the previous one made,
+    // as it would on a real host.
+    "--",
+    "sleep",
+    "2147483647",
   ]);
   const pid = anchor.pid;
   if (pid === undefined) throw new Error("could not spawn the mount-namespace anchor (unshare missing?)");

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Dockerd } from "./dockerd.js";
+import { MACHINE_SCRIPT, mountSteps, type Dockerd, type MachineMount } from "./dockerd.js";
 import { pidAlive, pollUntil, run, type RunResult } from "./run.js";
 
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -75,6 +75,8 @@ export type Machine = {
   mountNsPid?: number;
   /** The working directory: where the user stands (a checkout for packaging/ and npm commands). */
   cwd: string;
+  /** A fresh private mount namespace with these mounts, for this command only (after the above). */
+  mounts?: MachineMount[];
 };
 
 /** The machine of `dockerd`: its network namespace and its arranged mount namespace. */
@@ -84,7 +86,13 @@ export function machineOf(dockerd: Dockerd, cwd = REPO): Machine {
 
 function argv(text: string, machine: Machine): string[] {
   const env = Object.entries(USER_ENV).map(([key, value]) => `${key}=${value}`);
-  const command = ["env", "-i", "-C", machine.cwd, ...env, "sh", "-c", text];
+  const user = ["env", "-i", "-C", machine.cwd, ...env, "sh", "-c", text];
+  const command =
+    machine.mounts === undefined
+      ? user
+      : ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", MACHINE_SCRIPT, "sh"]
+          .concat(mountSteps(machine.mounts))
+          .concat(["--", ...user]);
   const namespaces = [
     ...(machine.netnsPath !== undefined ? [`--net=${machine.netnsPath}`] : []),
     ...(machine.mountNsPid !== undefined ? [`--mount=/proc/${machine.mountNsPid}/ns/mnt`] : []),

@@ -28,8 +28,6 @@ const NOT_RUN_BY_A_TEST: Readonly<Record<string, string>> = {
     "CI machines and test namespaces have none. The test runs the same script with --destdir",
   "systemctl disable --now azure-vnet": "systemctl needs systemd as PID 1 (see above)",
   "systemctl daemon-reload": "systemctl needs systemd as PID 1 (see above)",
-  "rm -rf /opt/azure-vnet /etc/systemd/system/azure-vnet.service /etc/default/azure-vnet":
-    "removes what only the systemd install (above) puts there",
   [`journalctl -u docker | grep "plugin=$(docker plugin inspect -f '{{.Id}}' azure:latest)"`]:
     "dockerd's log reaches journald only when systemd runs dockerd; the test's dockerd logs to a file, " +
     "where the managed-plugin test greps the same plugin=<id> tag",
