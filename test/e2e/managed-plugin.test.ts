@@ -1,10 +1,14 @@
 /**
- * The packaging issue, end to end: the managed plugin exactly as a Docker user gets it. One private
- * dockerd builds it offline with packaging/build-plugin.sh (from the stand-in base image) and pushes it
- * to a local registry; a fresh dockerd installs it with `docker plugin install --alias azure` and runs
- * the core scenarios with `-d azure:latest --ipam-driver azure:latest`; then disable/enable, `docker
- * plugin set` and `docker plugin upgrade` keep every allocation. The first two suites check
- * config.json and the host-service files and need no root.
+ * The packaging issue, end to end: the managed plugin exactly as a Docker user gets it, with the
+ * README's commands run verbatim (test/helpers/readme.ts) on machines the test arranges. A build
+ * machine's dockerd builds it offline with packaging/build-plugin.sh (from the stand-in base image),
+ * pushes it to 127.0.0.1:5000, and makes the release with the README's own line for
+ * registry.example.com (an HTTPS registry in vm1 that the machines' /etc/hosts name); a fresh
+ * live-restore dockerd on the VM installs it with `docker plugin install --alias azure` and runs the
+ * core scenarios with `-d azure:latest --ipam-driver azure:latest`; then disable/enable, `docker plugin
+ * set`, `docker plugin upgrade` and a dockerd restart keep every allocation and reconciliation, and
+ * the README's uninstall lines remove it. The first two suites check config.json and the host-service
+ * files.
  */
 import { expect } from "chai";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
