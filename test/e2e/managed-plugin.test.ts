@@ -11,7 +11,7 @@
  * files.
  */
 import { expect } from "chai";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -22,7 +22,13 @@ import { startAzureEndpoints } from "../helpers/azure-vm.js";
 import { startDockerd, type Dockerd, type MachineMount } from "../helpers/dockerd.js";
 import { startLocalRegistry } from "../helpers/local-registry.js";
 import { rawPost } from "../helpers/plugin-under-test.js";
-import { machineCommand, machineOf, readmeCommand } from "../helpers/readme.js";
+import {
+  machineCommand,
+  machineOf,
+  readmeCommand,
+  startImageMachine,
+  type ImageMachine,
+} from "../helpers/readme.js";
 import { pollUntil, run, type RunResult } from "../helpers/run.js";
 import { createTestCa } from "../helpers/test-ca.js";
 import { createVnet, INET_HOST_IP, type Vnet } from "../helpers/vnet.js";
@@ -159,30 +165,63 @@ describe("packaging: the host service", function () {
         /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
       );
       expect(existsSync(join(destdir, "etc", "default", "azure-vnet"))).to.equal(true);
-
-      // The README's removal line, verbatim, on a machine whose /opt and /etc hold the installed files
-      // (overlays whose upper folders are the install's; the machine's own stay as they are).
-      for (const work of ["opt-work", "etc-work"]) await mkdir(join(destdir, work));
-      const remove = await readmeCommand(
-        "rm -rf /opt/azure-vnet /etc/systemd/system/azure-vnet.service /etc/default/azure-vnet",
-        {
-          cwd: "/",
-          mounts: [
-            { type: "overlay", target: "/opt", upper: join(destdir, "opt"), work: join(destdir, "opt-work") },
-            { type: "overlay", target: "/etc", upper: join(destdir, "etc"), work: join(destdir, "etc-work") },
-          ],
-        },
-      );
-      expect(remove.code, remove.stderr).to.equal(0);
-      for (const installed of [
-        "opt/azure-vnet",
-        "etc/systemd/system/azure-vnet.service",
-        "etc/default/azure-vnet",
-      ])
-        expect(existsSync(join(destdir, installed)), installed).to.equal(false);
     } finally {
       await rm(destdir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("e2e: the host service, installed and removed with the README's commands on a machine image", function () {
+  this.timeout(300_000);
+  this.bail(true);
+  let dir: string | undefined;
+  let image: ImageMachine | undefined;
+  const hostHad = new Map<string, boolean>();
+  const UNIT = "/etc/systemd/system/azure-vnet.service";
+  const WANTS = ["docker.service.wants", "multi-user.target.wants"].map(
+    (w) => `/etc/systemd/system/${w}/azure-vnet.service`,
+  );
+  const readmeOnImage = async (command: string, cwd = "/root"): Promise<RunResult> => {
+    const result = await readmeCommand(command, image!.machine(cwd), 280_000);
+    expect(result.code, `${command}\n${result.stdout}\n${result.stderr}`).to.equal(0);
+    return result;
+  };
+
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (mount and pid namespaces)");
+    for (const path of ["/opt/azure-vnet", UNIT, ...WANTS]) hostHad.set(path, present(path));
+    dir = await mkdtemp(join(tmpdir(), "azure-vnet-image-"));
+    image = await startImageMachine(dir);
+  });
+
+  after(async () => {
+    await image?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("packaging/install-host-service.sh installs, and enables the unit for docker.service and multi-user", async () => {
+    const install = await readmeOnImage("packaging/install-host-service.sh", REPO);
+    // A chroot has no running systemd: systemctl changed the unit files and skipped the rest.
+    expect(install.stderr).to.contain("Running in chroot, ignoring");
+    expect(present(image!.path("/opt/azure-vnet/dist/plugin/main.js"))).to.equal(true);
+    expect(readFileSync(image!.path(UNIT), "utf8")).to.match(
+      /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
+    );
+    expect(present(image!.path("/etc/default/azure-vnet"))).to.equal(true);
+    for (const link of WANTS) expect(present(image!.path(link)), link).to.equal(true);
+    for (const path of ["/opt/azure-vnet", UNIT, ...WANTS])
+      expect(present(path), `${path} of the machine itself`).to.equal(hostHad.get(path));
+  });
+
+  it("the README's uninstall lines disable the unit and remove every file", async () => {
+    await readmeOnImage("systemctl stop azure-vnet && systemctl disable azure-vnet");
+    for (const link of WANTS) expect(present(image!.path(link)), link).to.equal(false);
+    await readmeOnImage(
+      "rm -rf /opt/azure-vnet /etc/systemd/system/azure-vnet.service /etc/default/azure-vnet",
+    );
+    await readmeOnImage("systemctl daemon-reload");
+    for (const path of ["/opt/azure-vnet", UNIT, "/etc/default/azure-vnet"])
+      expect(present(image!.path(path)), path).to.equal(false);
   });
 });
 
@@ -558,6 +597,16 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     expect(existsSync(join(stateRoot, "azure-vnet"))).to.equal(false);
   });
 });
+
+/** Whether `path` exists itself (a symlink counts, wherever it points). */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 type PluginInspect = {
   Id: string;

@@ -5,10 +5,11 @@
 // every README command has such a test.
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MACHINE_SCRIPT, mountSteps, type Dockerd, type MachineMount } from "./dockerd.js";
-import { pidAlive, pollUntil, run, type RunResult } from "./run.js";
+import { killPid, pidAlive, pollUntil, run, type RunResult } from "./run.js";
 
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 export const README = join(REPO, "README.md");
@@ -77,6 +78,10 @@ export type Machine = {
   cwd: string;
   /** A fresh private mount namespace with these mounts, for this command only (after the above). */
   mounts?: MachineMount[];
+  /** Also enter the pid namespace of `mountNsPid` (an {@link ImageMachine}). */
+  pidNs?: boolean;
+  /** Run the command chrooted here (a path in the mount namespace entered). */
+  chroot?: string;
 };
 
 /** The machine of `dockerd`: its network namespace and its arranged mount namespace. */
@@ -86,7 +91,10 @@ export function machineOf(dockerd: Dockerd, cwd = REPO): Machine {
 
 function argv(text: string, machine: Machine): string[] {
   const env = Object.entries(USER_ENV).map(([key, value]) => `${key}=${value}`);
-  const user = ["env", "-i", "-C", machine.cwd, ...env, "sh", "-c", text];
+  const user = [
+    ...(machine.chroot !== undefined ? ["chroot", machine.chroot] : []),
+    ...["env", "-i", "-C", machine.cwd, ...env, "sh", "-c", text],
+  ];
   const command =
     machine.mounts === undefined
       ? user
@@ -96,6 +104,7 @@ function argv(text: string, machine: Machine): string[] {
   const namespaces = [
     ...(machine.netnsPath !== undefined ? [`--net=${machine.netnsPath}`] : []),
     ...(machine.mountNsPid !== undefined ? [`--mount=/proc/${machine.mountNsPid}/ns/mnt`] : []),
+    ...(machine.pidNs === true ? [`--pid=/proc/${machine.mountNsPid}/ns/pid`] : []),
   ];
   return namespaces.length > 0 ? ["nsenter", ...namespaces, "--", ...command] : command;
 }
@@ -184,5 +193,91 @@ export function spawnReadmeCommand(text: string, machine: Machine, logFile: stri
       }
       return !groupAlive() && !pidAlive(pgid);
     },
+  };
+}
+
+// Runs as PID 1 of a new pid namespace, in a new mount namespace: makes ROOT an overlay of the whole
+// file system whose writes all go to a tmpfs, with its own /proc (of this pid namespace), /dev and
+// /run, then sleeps outside it, so that commands chrooted into ROOT find a PID 1 whose root is not theirs.
+const IMAGE_SCRIPT = `set -e
+layers=$1
+root=$2
+mount -t tmpfs tmpfs "$layers"
+mkdir "$layers/upper" "$layers/work"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$layers/upper,workdir=$layers/work" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+exec sleep 2147483647`;
+
+/**
+ * A machine image being provisioned: a chroot of this machine's whole file system in which every write
+ * lands in a tmpfs of the test (so nothing of the machine changes), with its own pid namespace. There,
+ * as in any chroot, `systemctl` changes unit files (enable, disable) and says "Running in chroot,
+ * ignoring request" for what needs the running systemd (daemon-reload, start, restart, stop).
+ */
+export type ImageMachine = {
+  /** The machine for {@link readmeCommand}, standing in `cwd`. */
+  machine(cwd?: string): Machine;
+  /** Where `path` of the image is, seen from the test. */
+  path(path: string): string;
+  stop(): Promise<void>;
+};
+
+/** Starts an {@link ImageMachine}; `dir` (the caller's, empty) holds its mount points. */
+export async function startImageMachine(dir: string): Promise<ImageMachine> {
+  const layers = join(dir, "layers");
+  const root = join(dir, "root");
+  await mkdir(layers);
+  await mkdir(root);
+  const child = spawn(
+    "unshare",
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "--pid",
+      "--fork",
+      "--",
+      "sh",
+      "-c",
+      IMAGE_SCRIPT,
+      "sh",
+      layers,
+      root,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let errors = "";
+  child.stderr.on("data", (chunk: Buffer) => (errors += chunk.toString()));
+  child.on("error", () => undefined);
+  let init: number | undefined;
+  const stop = async () => {
+    // unshare waits for its child, PID 1 of the namespace; killing PID 1 ends the namespace.
+    if (init !== undefined) await killPid(init, 5_000);
+    if (child.pid !== undefined) await killPid(child.pid, 5_000);
+  };
+  try {
+    init = await pollUntil(
+      "the image machine's PID 1",
+      () => {
+        if (child.exitCode !== null) throw new Error(`unshare exited (${child.exitCode}): ${errors}`);
+        const children = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim();
+        const pid = Number(children.split(" ")[0]);
+        if (!Number.isInteger(pid) || pid <= 0) return Promise.resolve(undefined);
+        const argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0];
+        return Promise.resolve(argv0 === "sleep" ? pid : undefined);
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const pid = init;
+  return {
+    machine: (cwd = "/root") => ({ mountNsPid: pid, pidNs: true, chroot: root, cwd }),
+    path: (path) => join(`/proc/${pid}/root`, root, path),
+    stop,
   };
 }

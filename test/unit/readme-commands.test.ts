@@ -23,13 +23,6 @@ const RUNNER = /^(readmeCommand|spawnReadmeCommand|readmeOn[A-Z]\w*)$/;
 const NOT_RUN_BY_A_TEST: Readonly<Record<string, string>> = {
   "bash test/run-all.sh":
     "CI itself runs it verbatim (.ci/run); a test that ran it would run the whole suite inside itself",
-  "packaging/install-host-service.sh":
-    "without --destdir it ends in systemctl daemon-reload/enable/restart, which need a running systemd " +
-    "as PID 1; CI machines have none, and a fake systemctl would only test the fake. The e2e test runs " +
-    "the same script with --destdir, checks the unit with systemd-analyze verify, and runs the README's " +
-    "removal line verbatim on that install",
-  "systemctl disable --now azure-vnet": "systemctl needs systemd as PID 1 (see above)",
-  "systemctl daemon-reload": "systemctl needs systemd as PID 1 (see above)",
   [`journalctl -u docker | grep "plugin=$(docker plugin inspect -f '{{.Id}}' azure:latest)"`]:
     "dockerd's log reaches journald only when systemd runs dockerd; the test's dockerd logs to a file, " +
     "where the managed-plugin test greps the same plugin=<id> tag",
