@@ -26,7 +26,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$name" in *:*) ;; *) name=$name:latest ;; esac
-docker() { "$docker_cli" "$@"; }
+# `command` runs the program even when DOCKER is unset and docker_cli is "docker", this function's own
+# name: without it the function would call itself until bash runs out of stack.
+docker() { command "$docker_cli" "$@"; }
 elapsed() { echo "$((SECONDS - $1)) s"; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/azure-vnet-plugin-XXXXXX")

@@ -80,8 +80,9 @@ for file in /etc/protocols /etc/ethertypes /etc/iproute2 /usr/share/iproute2; do
 done
 
 # Mount points and folders the plugin and dockerd expect: dockerd bind-mounts the plugin's socket
-# folder on /run/docker/plugins and the host's /var/lib (config.json) on /var/lib.
-mkdir -p "$dest/run/docker/plugins" "$dest/var/lib" "$dest/tmp" "$dest/proc" "$dest/sys" "$dest/dev" "$dest/etc"
+# folder on /run/docker/plugins, and (config.json) the host's /var/lib on /var/lib and the host's
+# /var/run, which holds docker.sock, on /var/run.
+mkdir -p "$dest/run/docker/plugins" "$dest/var/lib" "$dest/var/run" "$dest/tmp" "$dest/proc" "$dest/sys" "$dest/dev" "$dest/etc"
 chmod 1777 "$dest/tmp"
 : >"$dest/etc/hosts"
 : >"$dest/etc/resolv.conf"

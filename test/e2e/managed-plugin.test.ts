@@ -1,23 +1,36 @@
 /**
- * The packaging issue, end to end: the managed plugin exactly as a Docker user gets it. One private
- * dockerd builds it offline with packaging/build-plugin.sh (from the stand-in base image) and pushes it
- * to a local registry; a fresh dockerd installs it with `docker plugin install --alias azure` and runs
- * the core scenarios with `-d azure:latest --ipam-driver azure:latest`; then disable/enable, `docker
- * plugin set` and `docker plugin upgrade` keep every allocation. The first two suites check
- * config.json and the host-service files and need no root.
+ * The packaging issue, end to end: the managed plugin exactly as a Docker user gets it, with the
+ * README's commands run verbatim (test/helpers/readme.ts) on machines the test arranges. A build
+ * machine's dockerd builds it offline with packaging/build-plugin.sh (from the stand-in base image),
+ * pushes it to 127.0.0.1:5000, and makes the release with the README's own line for
+ * registry.example.com (an HTTPS registry in vm1 that the machines' /etc/hosts name); a fresh
+ * live-restore dockerd on the VM installs it with `docker plugin install --alias azure` and runs the
+ * core scenarios with `-d azure:latest --ipam-driver azure:latest`; then disable/enable, `docker plugin
+ * set`, `docker plugin upgrade` and a dockerd restart keep every allocation and reconciliation, and
+ * the README's uninstall lines remove it. The first two suites check config.json and the host-service
+ * files.
  */
 import { expect } from "chai";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fetchStatus } from "../../plugin/cli/plugin-client.js";
 import { OPTIONS } from "../../plugin/config.js";
 import { startAzureEndpoints } from "../helpers/azure-vm.js";
-import { DOCKER_CLI, startDockerd, type Dockerd } from "../helpers/dockerd.js";
-import { startLocalRegistry, type LocalRegistry } from "../helpers/local-registry.js";
+import { startDockerd, type Dockerd, type MachineMount } from "../helpers/dockerd.js";
+import { startLocalRegistry } from "../helpers/local-registry.js";
+import { rawPost } from "../helpers/plugin-under-test.js";
+import {
+  machineCommand,
+  machineOf,
+  readmeCommand,
+  startImageMachine,
+  type ImageMachine,
+} from "../helpers/readme.js";
 import { pollUntil, run, type RunResult } from "../helpers/run.js";
+import { createTestCa } from "../helpers/test-ca.js";
 import { createVnet, INET_HOST_IP, type Vnet } from "../helpers/vnet.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -32,13 +45,22 @@ const VM1 = {
 const VM2 = { name: "vm2", mac: "00:0d:3a:00:00:02", primary: "10.1.0.10" };
 const HTTP_PORT = 8080;
 const PLUGIN = "azure:latest";
+/** The README's registry; the machines find it on 127.0.0.1:443 of vm1 through their /etc/hosts. */
+const EXAMPLE_REGISTRY = "registry.example.com";
 
 type PluginConfigFile = {
   entrypoint: string[];
   interface: { types: string[]; socket: string };
   network: { type: string };
   linux: { capabilities: string[] };
-  mounts: { name: string; source: string; destination: string; settable?: string[] }[];
+  mounts: {
+    name: string;
+    source: string;
+    destination: string;
+    type: string;
+    options: string[];
+    settable?: string[];
+  }[];
   env: { name: string; value: string; settable?: string[] }[];
 };
 
@@ -79,8 +101,17 @@ describe("packaging: config.json of the managed plugin", function () {
       true,
     );
     expect(state.settable).to.deep.equal(["source"]);
+    // The socket's folder, not the socket file: a restarted dockerd (live-restore keeps the plugin
+    // running) replaces the file, and a bind mount of the file would keep the old one. Read-only,
+    // non-recursive: connecting needs neither write access nor the folder's submounts.
     const socket = config.env.find((e) => e.name === "AZURE_VNET_DOCKER_SOCKET")!.value;
-    expect(mounts.get("docker-socket")).to.deep.include({ destination: socket, settable: ["source"] });
+    expect(mounts.get("docker-socket")).to.deep.include({
+      source: "/var/run",
+      destination: dirname(socket),
+      type: "bind",
+      settable: ["source"],
+    });
+    expect(mounts.get("docker-socket")!.options).to.deep.equal(["bind", "ro"]);
   });
 });
 
@@ -148,15 +179,67 @@ describe("packaging: the host service", function () {
   });
 });
 
+describe("e2e: the host service, installed and removed with the README's commands on a machine image", function () {
+  this.timeout(300_000);
+  this.bail(true);
+  let dir: string | undefined;
+  let image: ImageMachine | undefined;
+  const hostHad = new Map<string, boolean>();
+  const UNIT = "/etc/systemd/system/azure-vnet.service";
+  const WANTS = ["docker.service.wants", "multi-user.target.wants"].map(
+    (w) => `/etc/systemd/system/${w}/azure-vnet.service`,
+  );
+  const readmeOnImage = async (command: string, cwd = "/root"): Promise<RunResult> => {
+    const result = await readmeCommand(command, image!.machine(cwd), 280_000);
+    expect(result.code, `${command}\n${result.stdout}\n${result.stderr}`).to.equal(0);
+    return result;
+  };
+
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error("the e2e suite needs root (mount and pid namespaces)");
+    for (const path of ["/opt/azure-vnet", UNIT, ...WANTS]) hostHad.set(path, present(path));
+    dir = await mkdtemp(join(tmpdir(), "azure-vnet-image-"));
+    image = await startImageMachine(dir);
+  });
+
+  after(async () => {
+    await image?.stop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("packaging/install-host-service.sh installs, and enables the unit for docker.service and multi-user", async () => {
+    const install = await readmeOnImage("packaging/install-host-service.sh", REPO);
+    // A chroot has no running systemd: systemctl changed the unit files and skipped the rest.
+    expect(install.stderr).to.contain("Running in chroot, ignoring");
+    expect(present(image!.path("/opt/azure-vnet/dist/plugin/main.js"))).to.equal(true);
+    expect(readFileSync(image!.path(UNIT), "utf8")).to.match(
+      /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
+    );
+    expect(present(image!.path("/etc/default/azure-vnet"))).to.equal(true);
+    for (const link of WANTS) expect(present(image!.path(link)), link).to.equal(true);
+    for (const path of ["/opt/azure-vnet", UNIT, ...WANTS])
+      expect(present(path), `${path} of the machine itself`).to.equal(hostHad.get(path));
+  });
+
+  it("the README's uninstall lines disable the unit and remove every file", async () => {
+    await readmeOnImage("systemctl stop azure-vnet && systemctl disable azure-vnet");
+    for (const link of WANTS) expect(present(image!.path(link)), link).to.equal(false);
+    await readmeOnImage(
+      "rm -rf /opt/azure-vnet /etc/systemd/system/azure-vnet.service /etc/default/azure-vnet",
+    );
+    await readmeOnImage("systemctl daemon-reload");
+    for (const path of ["/opt/azure-vnet", UNIT, "/etc/default/azure-vnet"])
+      expect(present(image!.path(path)), path).to.equal(false);
+  });
+});
+
 describe("e2e: the managed plugin, built offline, pushed to a local registry and installed from it", function () {
   this.timeout(300_000);
   // Each step builds on the one before; after a failure the rest would only wait on a broken plugin.
   this.bail(true);
   let dir: string | undefined;
   let vnet: Vnet | undefined;
-  let registry: LocalRegistry;
   let dockerd: Dockerd;
-  let reference: string;
   let stateRoot: string;
   let pluginId = "";
   let c1Address = "";
@@ -164,8 +247,12 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
 
   const dockerOk = async (...args: string[]) => (await dockerd.dockerOk(args)).stdout.trim();
   const docker = (...args: string[]) => dockerd.docker(args);
-  // The test's own state folder and dockerd socket, instead of the host's /var/lib and /var/run/docker.sock.
-  const mountSettings = () => [`state.source=${stateRoot}`, `docker-socket.source=${dockerd.socketPath}`];
+  /** A README command, verbatim, on the VM: dockerd's machine, in vm1's network namespace. */
+  const readmeOnVm = async (command: string): Promise<RunResult> => {
+    const result = await readmeCommand(command, machineOf(dockerd));
+    expect(result.code, `${command}\n${result.stdout}\n${result.stderr}\n${dockerd.logTail(15)}`).to.equal(0);
+    return result;
+  };
   const socketPath = () => join(dockerd.pluginsDir, pluginId, "azure.sock");
   const status = () => fetchStatus(socketPath());
   const ipOf = (container: string) =>
@@ -202,15 +289,42 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     try {
       vnet = await createVnet({ vms: [VM1, VM2] });
       await startAzureEndpoints(vnet, "vm1", dir);
-      registry = await startLocalRegistry(vnet, "vm1", join(dir, "registry"));
-      reference = `${registry.address}/azure-vnet:latest`;
-      // The builder stands for a CI machine: no bridge or iptables of its own, so that it leaves vm1's
-      // network exactly as the dockerd under test will find it, and builds with no network at all.
-      const builder = await startDockerd(vnet, "vm1", { extraArgs: ["--bridge=none", "--iptables=false"] });
+      // The README's two registries: 127.0.0.1:5000 for the offline build, and registry.example.com, an
+      // HTTPS registry that the machines find through /etc/hosts.
+      await startLocalRegistry(vnet, "vm1", join(dir, "registry"));
+      await mkdir(join(dir, "ca"));
+      await createTestCa(join(dir, "ca"), { ips: ["127.0.0.1"], dnsNames: [EXAMPLE_REGISTRY] });
+      await startLocalRegistry(vnet, "vm1", join(dir, "registry-example"), 443, {
+        tls: { certFile: join(dir, "ca", "server.pem"), keyFile: join(dir, "ca", "server.key") },
+      });
+      const hosts = join(dir, "hosts");
+      await writeFile(hosts, `${await readFile("/etc/hosts", "utf8")}\n127.0.0.1 ${EXAMPLE_REGISTRY}\n`);
+      const etcHosts: MachineMount = { type: "bind", source: hosts, target: "/etc/hosts" };
+      // The build machine stands for a CI machine: no bridge or iptables of its own, so that it leaves
+      // vm1's network exactly as the dockerd under test will find it. Its commands run in the host's
+      // network namespace, where npm may still reach its registry, as on a build machine.
+      const builder = await startDockerd(vnet, "vm1", {
+        extraArgs: ["--bridge=none", "--iptables=false"],
+        machine: { mounts: [etcHosts] },
+      });
       try {
-        await timed("offline base image", () => packaging(builder, "offline-base-image.sh", []));
+        const buildMachine = { mountNsPid: builder.anchorPid, cwd: REPO };
+        const checked = (command: string, result: RunResult): RunResult => {
+          if (result.code !== 0) {
+            const tail = `${result.stdout}\n${result.stderr}`.trimEnd().split("\n").slice(-40).join("\n");
+            throw new Error(
+              `${command} exited ${result.code}:\n${tail}\n--- dockerd ---\n${builder.logTail(20)}`,
+            );
+          }
+          return result;
+        };
+        const readmeOnBuilder = async (command: string) =>
+          checked(command, await readmeCommand(command, buildMachine, 600_000));
+        await timed("offline base image", () => readmeOnBuilder("packaging/offline-base-image.sh"));
         const built = await timed("build, rootfs, plugin create, push", () =>
-          packaging(builder, "build-plugin.sh", ["--name", reference, "--push", "--", "--network", "none"]),
+          readmeOnBuilder(
+            "packaging/build-plugin.sh --name 127.0.0.1:5000/azure-vnet:latest --push -- --network none",
+          ),
         );
         const size = /^== rootfs (\S+) \((\d+) bytes\)$/m.exec(built.stdout);
         const seconds = /^== built in (\d+) s$/m.exec(built.stdout);
@@ -218,13 +332,28 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
         if (seconds) timings.push(`docker build alone: ${seconds[1]} s`);
         const pushed = await run("du", ["-sh", "--apparent-size", join(dir, "registry", "data")]);
         timings.push(`in the registry: ${pushed.stdout.split("\t")[0]}`);
+        // The release build, exactly as the README prints it (it once recursed until bash segfaulted
+        // whenever DOCKER was unset, which every user's shell has).
+        await timed("release build and push", () =>
+          readmeOnBuilder("packaging/build-plugin.sh --name registry.example.com/azure-vnet:0.1.0 --push"),
+        );
+        // The next release, for the README's upgrade (a setup step, not a README command).
+        const next = `packaging/build-plugin.sh --name ${EXAMPLE_REGISTRY}/azure-vnet:0.2.0 --push`;
+        checked(next, await machineCommand(next, buildMachine, 600_000));
       } finally {
         await builder.stop();
       }
-      dockerd = await startDockerd(vnet, "vm1");
-      await dockerd.importBusybox();
+      // The VM: the host's /var/lib is a test folder (the plugin's state mount and `rm -rf
+      // /var/lib/azure-vnet` meet it there), dockerd listens on /var/run/docker.sock and keeps
+      // containers and plugins running across its restarts.
       stateRoot = join(dir, "host-var-lib");
       await mkdir(stateRoot);
+      dockerd = await startDockerd(vnet, "vm1", {
+        extraArgs: ["--live-restore"],
+        machine: { mounts: [etcHosts, { type: "bind", source: stateRoot, target: "/var/lib" }] },
+      });
+      await dockerd.importBusybox("busybox:latest");
+      await dockerd.importBusybox();
     } catch (error) {
       await teardown();
       throw error;
@@ -237,21 +366,14 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
 
   it("installs from the registry with --alias azure on a dockerd that has never seen it", async () => {
     expect(await dockerOk("plugin", "ls", "--format", "{{.Name}}")).to.equal("");
-    const install = await timed("docker plugin install", () =>
-      docker(
-        "plugin",
-        "install",
-        "--grant-all-permissions",
-        "--alias",
-        "azure",
-        reference,
-        ...mountSettings(),
+    await timed("docker plugin install", () =>
+      readmeOnVm(
+        "docker plugin install --grant-all-permissions --alias azure registry.example.com/azure-vnet:0.1.0",
       ),
     );
-    expect(install.code, `${install.stderr}\n${dockerd.logTail()}`).to.equal(0);
     const [inspect] = JSON.parse(await dockerOk("plugin", "inspect", PLUGIN)) as PluginInspect[];
     expect(inspect!.Enabled).to.equal(true);
-    expect(inspect!.PluginReference).to.equal(reference);
+    expect(inspect!.PluginReference).to.equal(`${EXAMPLE_REGISTRY}/azure-vnet:0.1.0`);
     expect(inspect!.Config.Interface.Types).to.deep.equal([
       "docker.networkdriver/1.0",
       "docker.ipamdriver/1.0",
@@ -260,6 +382,22 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     // The plugin's socket is where dockerd bind-mounts the plugin's /run/docker/plugins from.
     const pool = (await pollUntil("the plugin's /status", status, { timeoutMs: 15_000 })).pool[0]!;
     expect(pool.free).to.deep.equal(SECONDARIES);
+  });
+
+  it("the README's first network and container: a secondary IP of the NIC", async () => {
+    await readmeOnVm("docker network create -d azure:latest --ipam-driver azure:latest azure-vnet");
+    const run = await readmeOnVm("docker run --rm --network azure-vnet busybox ip addr");
+    const address = /inet (10\.1\.0\.\d+)\/24 /.exec(run.stdout)?.[1];
+    expect(SECONDARIES, run.stdout).to.include(address);
+    await dockerOk("network", "rm", "azure-vnet");
+  });
+
+  it("the README's status line answers on the plugin's socket", async () => {
+    const curl = await readmeOnVm(
+      "curl --unix-socket /run/docker/plugins/$(docker plugin inspect -f '{{.Id}}' azure:latest)/azure.sock http://plugin/status",
+    );
+    const answer = JSON.parse(curl.stdout) as { pool: { free: string[] }[] };
+    expect(answer.pool[0]!.free).to.deep.equal(SECONDARIES);
   });
 
   it("a. gives a container on -d azure:latest --ipam-driver azure:latest a secondary IP of the NIC", async () => {
@@ -351,10 +489,11 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     expect(address).to.not.equal(c1Address);
     expect(pluginLogLines(mark).filter((line) => line.includes('\\"msg\\":\\"request\\"'))).to.deep.equal([]);
 
-    await dockerOk("plugin", "disable", "-f", PLUGIN);
-    await dockerOk("plugin", "set", PLUGIN, "AZURE_VNET_LOG_LEVEL=debug");
+    // The README's three lines.
+    await readmeOnVm("docker plugin disable -f azure:latest");
+    await readmeOnVm("docker plugin set azure:latest AZURE_VNET_LOG_LEVEL=debug");
     const mark2 = logSize();
-    await dockerOk("plugin", "enable", PLUGIN);
+    await readmeOnVm("docker plugin enable azure:latest");
     expect(await pluginEnvironment(vnet!, "vm1")).to.include("AZURE_VNET_LOG_LEVEL=debug");
     await dockerOk("run", "--rm", "--network", "vnet", "busybox:local", "true");
     expect(pluginLogLines(mark2).some((line) => line.includes('\\"msg\\":\\"request\\"'))).to.equal(true);
@@ -362,18 +501,60 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
   });
 
   it("g. docker plugin upgrade keeps the allocations and the settings", async () => {
-    await dockerOk("plugin", "disable", "-f", PLUGIN);
-    await dockerOk("plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", PLUGIN, reference);
-    // dockerd keeps environment settings across an upgrade but takes mount sources from the new
-    // config.json, so a changed mount source is set again (the README says so).
-    await dockerOk("plugin", "set", PLUGIN, ...mountSettings());
-    await dockerOk("plugin", "enable", PLUGIN);
+    await readmeOnVm("docker plugin disable -f azure:latest");
+    await readmeOnVm(
+      "docker plugin upgrade --grant-all-permissions --skip-remote-check azure:latest registry.example.com/azure-vnet:0.2.0",
+    );
+    await readmeOnVm("docker plugin enable azure:latest");
+    const [inspect] = JSON.parse(await dockerOk("plugin", "inspect", PLUGIN)) as PluginInspect[];
+    expect(inspect!.PluginReference).to.equal(`${EXAMPLE_REGISTRY}/azure-vnet:0.2.0`);
     expect(await pluginEnvironment(vnet!, "vm1")).to.include("AZURE_VNET_LOG_LEVEL=debug");
     expect((await status()).pool[0]!.inUse).to.deep.equal([c1Address]);
     expect(await vm2ReachesC1()).to.equal(true);
   });
 
-  it("h. bridge mode works too: the rootfs's own ebtables programs the host", async () => {
+  it("h. across a live-restore restart of dockerd, reconciliation still reaches the new Docker socket", async () => {
+    await dockerOk("plugin", "disable", "-f", PLUGIN);
+    await dockerOk(
+      "plugin",
+      "set",
+      PLUGIN,
+      "AZURE_VNET_RECONCILE_INTERVAL=1",
+      "AZURE_VNET_RECONCILE_GRACE=1",
+    );
+    await dockerOk("plugin", "enable", PLUGIN);
+    const pluginPid = await pluginProcess(vnet!, "vm1");
+    await pollUntil("the plugin's /status", status, { timeoutMs: 15_000 });
+    const previous = dockerd;
+    await previous.stop({ keepDir: true, keepContainers: true });
+    // While dockerd is down, an address is reserved that Docker will never know about: what a dockerd
+    // that forgot to release an address leaves behind. Only reconciliation, which asks Docker through
+    // the docker-socket mount, can give it back.
+    const state = JSON.parse(await readFile(join(stateRoot, "azure-vnet", "state.json"), "utf8")) as {
+      ipam: { pools: Record<string, unknown> };
+    };
+    const [poolId] = Object.keys(state.ipam.pools);
+    const orphan = (await status()).pool[0]!.free[0]!;
+    const reserved = await rawPost(
+      socketPath(),
+      "/IpamDriver.RequestAddress",
+      JSON.stringify({ PoolID: poolId, Address: orphan, Options: {} }),
+    );
+    expect(reserved.status, JSON.stringify(reserved.json)).to.equal(200);
+    dockerd = await startDockerd(vnet!, "vm1", { restartOf: previous, extraArgs: ["--live-restore"] });
+    expect(await pluginProcess(vnet!, "vm1"), "live-restore kept the plugin running").to.equal(pluginPid);
+    await pollUntil(
+      `reconciliation to release ${orphan} after dockerd's restart`,
+      async () => (await status()).pool[0]!.free.includes(orphan),
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    expect((await status()).pool[0]!.inUse, "c1, which Docker has, keeps its address").to.deep.equal([
+      c1Address,
+    ]);
+    expect(await vm2ReachesC1()).to.equal(true);
+  });
+
+  it("i. bridge mode works too: the rootfs's own ebtables programs the host", async () => {
     await dockerOk("rm", "-f", "c1");
     await dockerOk("network", "rm", "vnet");
     await dockerOk(
@@ -415,7 +596,25 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     }
     expect((await status()).pool[0]!.free).to.deep.equal(SECONDARIES);
   });
+
+  it("j. uninstalls as the README says, and forgets the allocations", async () => {
+    expect(existsSync(join(stateRoot, "azure-vnet", "state.json"))).to.equal(true);
+    await readmeOnVm("docker plugin disable azure:latest && docker plugin rm azure:latest");
+    expect(await dockerOk("plugin", "ls", "--format", "{{.Name}}")).to.equal("");
+    await readmeOnVm("rm -rf /var/lib/azure-vnet");
+    expect(existsSync(join(stateRoot, "azure-vnet"))).to.equal(false);
+  });
 });
+
+/** Whether `path` exists itself (a symlink counts, wherever it points). */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 type PluginInspect = {
   Id: string;
@@ -426,34 +625,13 @@ type PluginInspect = {
 
 type PackageJson = { dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
-/**
- * Runs a packaging script against `dockerd` as a user would, from the host: the scripts only talk to
- * the Docker API (and, for the base image, to npm's cache on this machine).
- */
-async function packaging(dockerd: Dockerd, script: string, args: string[]): Promise<RunResult> {
-  const result = await run("bash", [join(REPO, "packaging", script), ...args], {
-    timeoutMs: 600_000,
-    env: {
-      ...process.env,
-      DOCKER: DOCKER_CLI,
-      DOCKER_HOST: dockerd.host,
-      DOCKER_API_VERSION: "1.41",
-      DOCKER_CONFIG: join(dockerd.dir, "cli"),
-      DOCKER_CONTEXT: "",
-      DOCKER_BUILDKIT: "1",
-    },
-  });
-  if (result.code !== 0) {
-    const tail = `${result.stdout}\n${result.stderr}`.trimEnd().split("\n").slice(-40).join("\n");
-    throw new Error(
-      `packaging/${script} exited ${result.code}:\n${tail}\n--- dockerd ---\n${dockerd.logTail(20)}`,
-    );
-  }
-  return result;
-}
-
 /** The environment of the plugin's process, found among the processes of `vm`'s network namespace. */
 async function pluginEnvironment(vnet: Vnet, vm: string): Promise<string[]> {
+  return readFileSync(`/proc/${await pluginProcess(vnet, vm)}/environ`, "utf8").split("\0");
+}
+
+/** The pid of the plugin's node process, found among the processes of `vm`'s network namespace. */
+async function pluginProcess(vnet: Vnet, vm: string): Promise<number> {
   return pollUntil(
     "the plugin's process",
     async () => {
@@ -461,8 +639,7 @@ async function pluginEnvironment(vnet: Vnet, vm: string): Promise<string[]> {
       for (const pid of pids) {
         try {
           const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-          if (argv.includes("/opt/azure-vnet/dist/plugin/main.js"))
-            return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+          if (argv.includes("/opt/azure-vnet/dist/plugin/main.js")) return Number(pid);
         } catch {
           // That process exited while we looked.
         }

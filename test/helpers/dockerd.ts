@@ -71,7 +71,29 @@ export type DockerdOptions = {
   restartOf?: Dockerd;
   /** Which dockerd; default {@link dockerdVersionUnderTest}. */
   version?: DockerdVersion;
+  /**
+   * Arrange this dockerd's private mount namespace as the machine a README user has (see
+   * {@link MachineOptions}); README commands then run in that namespace with `readmeCommand`.
+   */
+  machine?: MachineOptions;
 };
+
+/**
+ * One change to the private mount namespace: a tmpfs, a bind mount, or an overlay whose upper folder
+ * (a test folder) takes every write and may hold files that shadow the machine's own.
+ */
+export type MachineMount =
+  | { type: "tmpfs"; target: string }
+  | { type: "bind"; source: string; target: string }
+  | { type: "overlay"; target: string; upper: string; work: string };
+
+/**
+ * The machine a user has, in dockerd's private mount namespace: `/run` is a fresh tmpfs in which dockerd
+ * also listens on the default `/var/run/docker.sock` (recreated by a restarted dockerd, as on a real
+ * host) and the plugins folder is `/run/docker/plugins`; docker.io's CLI is the one `docker` on PATH
+ * (this machine has a newer one in /usr/local/bin that refuses dockerd 20.10's API); plus `mounts`.
+ */
+export type MachineOptions = { mounts?: MachineMount[] };
 
 /** Options of {@link Dockerd.stop}. */
 export type StopOptions = {
@@ -81,15 +103,52 @@ export type StopOptions = {
   keepContainers?: boolean;
 };
 
-// Runs as `sh -c SCRIPT sh PLUGINS_DIR`: the path arrives as a positional parameter, never spliced
-// into the script text. The bind mount exists only in this private mount namespace, which a sleeping
-// anchor process keeps alive, so a restarted dockerd finds the mounts (container network namespaces)
-// the previous one made, as it would on a real host.
-const ANCHOR_SCRIPT =
-  'mkdir -p /run/docker/plugins && mount --bind "$1" /run/docker/plugins && exec sleep 2147483647';
+/**
+ * Arranges a private mount namespace, then runs a program in it: run as `unshare --mount --propagation
+ * private -- sh -c MACHINE_SCRIPT sh STEP... -- PROGRAM ARG...`. Every path arrives as a positional
+ * parameter, never spliced into the script text.
+ */
+export const MACHINE_SCRIPT = `set -e
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --) shift; exec "$@" ;;
+    tmpfs) mount -t tmpfs -o mode=0755 tmpfs "$2"; shift 2 ;;
+    mkdir) mkdir -p "$2"; shift 2 ;;
+    bind) mount --bind "$2" "$3"; shift 3 ;;
+    overlay) mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$2"; shift 4 ;;
+    *) echo "machine: unknown step $1" >&2; exit 2 ;;
+  esac
+done
+echo "machine: no -- PROGRAM" >&2
+exit 2`;
 
-// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS`: the same anchor, with ROOTFS made the root
-// of the namespace. A chroot is not enough: runc would start containers on the host's root. The
+/** The steps of {@link MACHINE_SCRIPT} that make `mounts`. */
+export function mountSteps(mounts: readonly MachineMount[]): string[] {
+  const steps: string[] = [];
+  for (const mount of mounts) {
+    if (mount.type === "tmpfs") steps.push("tmpfs", mount.target);
+    else if (mount.type === "bind") steps.push("bind", mount.source, mount.target);
+    else steps.push("overlay", mount.target, mount.upper, mount.work);
+  }
+  return steps;
+}
+
+/** The user's default Docker socket, inside a {@link MachineOptions} namespace. */
+export const MACHINE_DOCKER_SOCKET = "/var/run/docker.sock";
+
+function anchorSteps(pluginsDir: string, machine: MachineOptions | undefined): string[] {
+  const steps: string[] = [];
+  if (machine !== undefined) {
+    steps.push("tmpfs", "/run");
+    if (existsSync("/usr/local/bin/docker") && existsSync("/usr/bin/docker"))
+      steps.push("bind", "/usr/bin/docker", "/usr/local/bin/docker");
+  }
+  steps.push("mkdir", "/run/docker/plugins", "bind", pluginsDir, "/run/docker/plugins");
+  return [...steps, ...mountSteps(machine?.mounts ?? [])];
+}
+
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS`: a private mount namespace with PLUGINS_DIR
+// on /run/docker/plugins, like MACHINE_SCRIPT's, and with ROOTFS made its root. A chroot is not enough: runc would start containers on the host's root. The
 // rootfs is shared by every run, so what the dockerd writes lands in tmpfs or in DOCKERD_DIR, bound at
 // its own path; the kernel views (proc, sysfs of the VM's network namespace, cgroups, devices) are
 // mounted as a booted system has them.
@@ -128,13 +187,27 @@ export class Dockerd {
   startupMs = 0;
   /** The process that holds this dockerd's private mount namespace. */
   readonly anchorPid: number;
+  /** `/run/netns/...` of {@link vm}. */
+  readonly netnsPath: string;
+  /** The machine arranged in the mount namespace, if any. */
+  readonly machine: MachineOptions | undefined;
   private containerdPid: number | undefined;
   private stopping: Promise<void> | undefined;
 
   /** @internal use {@link startDockerd}. */
-  constructor(init: { dir: string; pluginsDir: string; pid: number; vm: string; anchorPid: number }) {
+  constructor(init: {
+    dir: string;
+    pluginsDir: string;
+    pid: number;
+    vm: string;
+    anchorPid: number;
+    netnsPath: string;
+    machine: MachineOptions | undefined;
+  }) {
     this.dir = init.dir;
     this.anchorPid = init.anchorPid;
+    this.netnsPath = init.netnsPath;
+    this.machine = init.machine;
     this.socketPath = join(init.dir, "docker.sock");
     this.host = `unix://${this.socketPath}`;
     this.pluginsDir = init.pluginsDir;
@@ -382,15 +455,21 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     "--shutdown-timeout", "5",
     ...(options.extraArgs ?? []),
   ];
+  const machine = options.restartOf?.machine ?? options.machine;
+  if (machine !== undefined) args.push("-H", `unix://${MACHINE_DOCKER_SOCKET}`);
+  const rootfs = await rootfsOf(options.version ?? dockerdVersionUnderTest());
+  if (rootfs !== undefined && machine !== undefined)
+    throw new Error("a README machine runs the machine's own dockerd; E2E_DOCKERD is for the core suites");
   const anchorPid =
     options.restartOf?.anchorPid ??
-    (await startMountAnchor(
-      vnet,
-      vm,
-      pluginsDir,
-      dir,
-      await rootfsOf(options.version ?? dockerdVersionUnderTest()),
-    ));
+    (await (rootfs === undefined
+      ? startMountAnchor(vnet, vm, MACHINE_SCRIPT, [
+          ...anchorSteps(pluginsDir, machine),
+          "--",
+          "sleep",
+          "2147483647",
+        ])
+      : startMountAnchor(vnet, vm, ROOTFS_ANCHOR_SCRIPT, [pluginsDir, dir, rootfs])));
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {
@@ -405,7 +484,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     await rm(dir, { recursive: true, force: true });
     throw new Error("could not spawn dockerd (nsenter missing?)");
   }
-  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm, anchorPid });
+  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm, anchorPid, netnsPath: vnet.nsPath(vm), machine });
   vnet.onTeardown(() => dockerd.stop());
   let exitCode: number | null | undefined;
   child.once("exit", (code, signal) => (exitCode = code ?? (signal === null ? -1 : -2)));
@@ -438,17 +517,12 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
 }
 
 /**
- * Starts the process that holds a private mount namespace with `pluginsDir` on /run/docker/plugins,
- * and with `rootfs`, when given, as its root.
+ * Starts the process that holds a private mount namespace, arranged by `script` (MACHINE_SCRIPT, or
+ * ROOTFS_ANCHOR_SCRIPT for another release's dockerd) run with `args`; the script ends by exec'ing
+ * `sleep`, which keeps the namespace alive, so a restarted dockerd finds the mounts (container network
+ * namespaces) the previous one made, as it would on a real host.
  */
-async function startMountAnchor(
-  vnet: Vnet,
-  vm: string,
-  pluginsDir: string,
-  dockerdDir: string,
-  rootfs: string | undefined,
-): Promise<number> {
-  const script = rootfs === undefined ? ANCHOR_SCRIPT : ROOTFS_ANCHOR_SCRIPT;
+async function startMountAnchor(vnet: Vnet, vm: string, script: string, args: string[]): Promise<number> {
   const anchor = vnet.spawnIn(vm, [
     "unshare",
     "--mount",
@@ -459,20 +533,22 @@ async function startMountAnchor(
     "-c",
     script,
     "sh",
-    pluginsDir,
-    dockerdDir,
-    rootfs ?? "",
+    ...args,
   ]);
   const pid = anchor.pid;
   if (pid === undefined) throw new Error("could not spawn the mount-namespace anchor (unshare missing?)");
+  // nsenter, unshare and sh exec one another in this pid; once it is `sleep`, every mount is made.
   await pollUntil(
-    "the private /run/docker/plugins mount",
-    async () => {
+    "the private mount namespace",
+    () => {
       if (anchor.exitCode !== null) throw new Error(`the mount-namespace anchor exited (${anchor.exitCode})`);
-      return (
-        (await run("nsenter", [`--mount=/proc/${pid}/ns/mnt`, "--", "findmnt", "-n", "/run/docker/plugins"]))
-          .code === 0
-      );
+      let argv0 = "";
+      try {
+        argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+      } catch {
+        // Gone; the exit code says why on the next round.
+      }
+      return Promise.resolve(argv0 === "sleep");
     },
     { timeoutMs: 10_000, intervalMs: 50 },
   );

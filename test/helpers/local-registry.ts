@@ -19,6 +19,12 @@ export type LocalRegistry = {
   stop(): Promise<void>;
 };
 
+/** Options of {@link startLocalRegistry}. */
+export type RegistryOptions = {
+  /** Serve HTTPS with this certificate and key (PEM files), as a registry users push to does. */
+  tls?: { certFile: string; keyFile: string };
+};
+
 /**
  * Starts the registry in `vm`'s namespace, listening on 127.0.0.1:`port` and storing blobs under
  * `dir`, and resolves once it answers. Only dockerds in that same namespace can reach it. The VNet's
@@ -29,6 +35,7 @@ export async function startLocalRegistry(
   vm: string,
   dir: string,
   port = 5000,
+  options: RegistryOptions = {},
 ): Promise<LocalRegistry> {
   if (!existsSync(REGISTRY_BINARY)) {
     throw new Error(`no ${REGISTRY_BINARY}: apt-get install docker-registry (test/run-all.sh does)`);
@@ -41,7 +48,10 @@ export async function startLocalRegistry(
     version: 0.1,
     log: { level: "warn" },
     storage: { filesystem: { rootdirectory: join(dir, "data") }, delete: { enabled: true } },
-    http: { addr: address },
+    http: {
+      addr: address,
+      ...(options.tls ? { tls: { certificate: options.tls.certFile, key: options.tls.keyFile } } : {}),
+    },
   };
   await writeFile(configFile, JSON.stringify(config, null, 2) + "\n");
   const logFile = join(dir, "registry.log");
@@ -67,6 +77,10 @@ export async function startLocalRegistry(
       `the registry on ${address} in ${vm}`,
       async () => {
         if (child.exitCode !== null) throw new Error(`the registry exited (${child.exitCode}): ${logTail()}`);
+        if (options.tls) {
+          // Talking TLS needs a client; that it listens is enough, dockerd's push checks the rest.
+          return (await vnet.tcpProbe(vm, "127.0.0.1", port, { timeoutMs: 1_000 })).connected;
+        }
         const probe = await vnet.tcpProbe(vm, "127.0.0.1", port, {
           payload: "GET /v2/ HTTP/1.0\r\n\r\n",
           timeoutMs: 1_000,
