@@ -3,7 +3,8 @@
  * run verbatim (see test/helpers/readme.ts) on an emulated Azure VM. The machine is arranged, never the
  * command: in the VM's private mount namespace the user's /var/run/docker.sock is the test dockerd's,
  * /run/docker/plugins is the test's plugins folder, /var/lib is a test folder, /etc/azure-vnet/pool.json
- * is the test's pool file, and npm is configured offline because the emulated VM cannot reach the npm
+ * is the test's pool file, /usr/bin/node is Node.js 24 (the README's requirement; this machine's may be
+ * older), and npm is configured offline because the emulated VM cannot reach the npm
  * registry (npm ci then installs from this machine's npm cache). The commands run in a copy of the
  * checkout, so `npm ci` never replaces the node_modules this test itself runs from.
  */
@@ -15,8 +16,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fetchStatus } from "../../plugin/cli/plugin-client.js";
 import { startAzureEndpoints } from "../helpers/azure-vm.js";
-import { startDockerd, type Dockerd } from "../helpers/dockerd.js";
+import { startDockerd, USER_NODE, type Dockerd } from "../helpers/dockerd.js";
 import {
+  machineCommand,
   machineOf,
   readmeCommand,
   REPO,
@@ -159,6 +161,8 @@ describe("e2e: the README's commands for the plugin as a process, for using it, 
       machineOf(dockerd, checkout),
       join(dir!, "npm-start.log"),
     );
+    const node = await machineCommand("node --version", machineOf(dockerd, checkout));
+    expect(node.stdout.trim(), "the user's node is Node.js 24, as the README asks").to.match(/^v24\./);
     const status = await timed("npm ci, build, start", () => pluginAnswers(240_000));
     expect(status.pool[0]!.free).to.deep.equal(SECONDARIES);
   });
@@ -188,7 +192,7 @@ describe("e2e: the README's commands for the plugin as a process, for using it, 
   it("npm run build && npm run demo passes every step and exits 0", async () => {
     // The demo builds its own emulated VNet on this machine; it runs as the user runs it, as root here.
     const demo = await timed("npm run build && npm run demo", () =>
-      readmeCommand("npm run build && npm run demo", { cwd: checkout }, 240_000),
+      readmeCommand("npm run build && npm run demo", { cwd: checkout, mounts: [...USER_NODE] }, 240_000),
     );
     expect(demo.code, `${demo.stdout}\n${demo.stderr}`).to.equal(0);
   });

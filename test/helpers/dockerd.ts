@@ -133,6 +133,16 @@ export function mountSteps(mounts: readonly MachineMount[]): string[] {
   return steps;
 }
 
+/**
+ * The README's user runs Node.js 24 as their `node`. This machine's /usr/bin/node may be older, so on
+ * an arranged machine the node running the tests (24: test/run-all.sh puts it first on PATH) stands in
+ * for it.
+ */
+export const USER_NODE: readonly MachineMount[] =
+  process.execPath !== "/usr/bin/node" && existsSync("/usr/bin/node")
+    ? [{ type: "bind", source: process.execPath, target: "/usr/bin/node" }]
+    : [];
+
 /** The user's default Docker socket, inside a {@link MachineOptions} namespace. */
 export const MACHINE_DOCKER_SOCKET = "/var/run/docker.sock";
 
@@ -142,6 +152,7 @@ function anchorSteps(pluginsDir: string, machine: MachineOptions | undefined): s
     steps.push("tmpfs", "/run");
     if (existsSync("/usr/local/bin/docker") && existsSync("/usr/bin/docker"))
       steps.push("bind", "/usr/bin/docker", "/usr/local/bin/docker");
+    steps.push(...mountSteps(USER_NODE));
   }
   steps.push("mkdir", "/run/docker/plugins", "bind", pluginsDir, "/run/docker/plugins");
   return [...steps, ...mountSteps(machine?.mounts ?? [])];

@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MACHINE_SCRIPT, mountSteps, type Dockerd, type MachineMount } from "./dockerd.js";
+import { MACHINE_SCRIPT, mountSteps, USER_NODE, type Dockerd, type MachineMount } from "./dockerd.js";
 import { killPid, pidAlive, pollUntil, run, type RunResult } from "./run.js";
 
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -208,6 +208,7 @@ mount -t overlay overlay -o "lowerdir=/,upperdir=$layers/upper,workdir=$layers/w
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+if [ -n "$3" ]; then mount --bind "$3" "$root/usr/bin/node"; fi
 exec sleep 2147483647`;
 
 /**
@@ -245,6 +246,7 @@ export async function startImageMachine(dir: string): Promise<ImageMachine> {
       "sh",
       layers,
       root,
+      USER_NODE[0]?.type === "bind" ? USER_NODE[0].source : "",
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
