@@ -454,6 +454,25 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     expect((await status()).pool[0]!.inUse).to.deep.equal([c1Address]);
   });
 
+  it("d2. a host service on the same state is refused, though the managed plugin has a PID namespace of its own", async () => {
+    // Both at once on one state would hand out one address twice. The managed plugin's node is pid 1
+    // of its own PID namespace: a pid-based lock took it for the host's init, and so for stale.
+    const hostService = await vnet!.exec("vm1", [
+      process.execPath,
+      join(REPO, "dist", "plugin", "main.js"),
+      "--socket",
+      join(dir!, "host-service.sock"),
+      "--state-dir",
+      join(stateRoot, "azure-vnet"),
+    ]);
+    expect(hostService.code, hostService.stderr).to.not.equal(0);
+    expect(hostService.stderr).to.equal(
+      `azure-vnet: another azure-vnet process (pid 1 in its PID namespace, serving /run/docker/plugins/azure.sock) owns the state in ${join(stateRoot, "azure-vnet")} — stop it first, or give this instance its own --state-dir\n`,
+    );
+    expect(existsSync(join(dir!, "host-service.sock"))).to.equal(false);
+    expect((await status()).pool[0]!.inUse, "the managed plugin serves on").to.deep.equal([c1Address]);
+  });
+
   it("e. refuses a plain disable while a network uses it (users pass -f, see the README)", async () => {
     const disable = await docker("plugin", "disable", PLUGIN);
     expect(disable.code).to.not.equal(0);
