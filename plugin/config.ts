@@ -7,6 +7,11 @@ import { InvalidParameterError } from "./errors.js";
 import { LOG_LEVELS, type LogLevel } from "./logger.js";
 
 export const POOL_SOURCES = ["imds", "wireserver", "file"] as const;
+/**
+ * A container start that waits for pool growth must still answer inside dockerd's 30 s wait for a
+ * legacy plugin, with room for the allocation itself.
+ */
+export const MAX_POOL_GROW_WAIT_SECONDS = 25;
 export type PoolSourceName = (typeof POOL_SOURCES)[number];
 
 export type PluginConfig = {
@@ -199,11 +204,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     }
     return value as T;
   };
-  const seconds = (key: keyof PluginConfig, zeroAllowed = false): number => {
+  const seconds = (key: keyof PluginConfig, zeroAllowed = false, max = 86_400, why = ""): number => {
     const value = Number(raw(key));
-    if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed) || value > 86_400) {
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed) || value > max) {
       throw new InvalidParameterError(`${describe(key)} is ${JSON.stringify(raw(key))}`, {
-        hint: `give a number of seconds${zeroAllowed ? "" : " above 0"}, at most 86400`,
+        hint: `give a number of seconds${zeroAllowed ? "" : " above 0"}, at most ${max}${why}`,
       });
     }
     return Math.round(value * 1000);
@@ -257,7 +262,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): PluginConfig
     identityClientId: optional("identityClientId"),
     poolMinFree: count("poolMinFree", 0, 255),
     poolGrowStep: count("poolGrowStep", 1, 255),
-    poolGrowWaitMs: seconds("poolGrowWaitMs"),
+    poolGrowWaitMs: seconds(
+      "poolGrowWaitMs",
+      false,
+      MAX_POOL_GROW_WAIT_SECONDS,
+      ": dockerd gives up on a plugin's answer after 30 s, and the container start fails",
+    ),
     poolMaxFree: count("poolMaxFree", 0, 255),
     poolShrinkAfterMs: seconds("poolShrinkAfterMs"),
     maxIpConfigurations: count("maxIpConfigurations", 2, 256),

@@ -4,6 +4,7 @@
 import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
 import type { RequestBody } from "./request-fields.js";
+import type { Undo } from "./server.js";
 
 export type Handler = (body: RequestBody) => unknown;
 
@@ -37,4 +38,22 @@ export function routeTable(ipam: IpamDriver, network: NetworkDriver): Map<string
     ["/NetworkDriver.DiscoverDelete", empty],
   ];
   return new Map(routes);
+}
+
+/**
+ * What to take back when dockerd gave up on a request before its answer: an address reserved for a
+ * container start that dockerd already reported as failed would otherwise stay held until
+ * reconciliation.
+ */
+export function undoTable(ipam: IpamDriver): Map<string, Undo> {
+  return new Map<string, Undo>([
+    [
+      "/IpamDriver.RequestAddress",
+      (body, answer) =>
+        ipam.releaseAddress({
+          PoolID: body.PoolID,
+          Address: String((answer as RequestBody).Address).split("/")[0],
+        }),
+    ],
+  ]);
 }

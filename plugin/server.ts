@@ -24,9 +24,17 @@ export type AppOptions = {
   status: () => unknown;
   /** Called once per answered request, e.g. for metrics. */
   onRequest?: (call: string, status: number, durationMs: number, code: string | undefined) => void;
+  /** Per call, how to take back what a request did when dockerd gave up waiting for its answer. */
+  undo?: Map<string, Undo>;
 };
 
-export function createApp({ routes, logger, status, onRequest }: AppOptions): express.Express {
+/** Takes back a successful request's effect: what it took is given back. */
+export type Undo = (body: RequestBody, answer: unknown) => Promise<unknown>;
+
+/** The status logged for a request whose caller had gone when its answer was ready (nginx's 499). */
+const ABANDONED = 499;
+
+export function createApp({ routes, logger, status, onRequest, undo }: AppOptions): express.Express {
   const app = express();
   app.disable("x-powered-by");
   const finish = (
@@ -77,6 +85,12 @@ export function createApp({ routes, logger, status, onRequest }: AppOptions): ex
         }
         body = decodeBody(req.body);
         const answer = (await handler(body)) ?? {};
+        if (req.socket.destroyed) {
+          // dockerd stopped waiting (its timeout, or it went away): nobody will use what was taken.
+          await undo?.get(req.path)?.(body, answer);
+          finish(call, body, ABANDONED, started, answer);
+          return;
+        }
         send(res, 200, answer);
         finish(call, body, 200, started, answer);
       } catch (error) {
@@ -143,7 +157,7 @@ function logRequest(
     }
   }
   fields.status = status;
-  fields.outcome = error || status >= 400 ? "error" : "ok";
+  fields.outcome = status === ABANDONED ? "abandoned" : error || status >= 400 ? "error" : "ok";
   if (error) {
     fields.code = error.code;
     fields.error = error.userMessage;

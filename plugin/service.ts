@@ -23,7 +23,7 @@ import { acquireInstanceLock, type InstanceLock } from "./instance-lock.js";
 import type { Logger } from "./logger.js";
 import { pluginStateCodec, type PluginState } from "./plugin-state.js";
 import { Reconciler, type ReconcileReport } from "./reconciler.js";
-import { routeTable } from "./routes.js";
+import { routeTable, undoTable } from "./routes.js";
 import { createApp } from "./server.js";
 import { StateFile } from "./state-file.js";
 import { listenOnUnixSocket } from "./unix-socket.js";
@@ -135,6 +135,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
     });
     const app = createApp({
       routes: routeTable(ipam, network),
+      undo: undoTable(ipam),
       logger,
       status: () => ({
         pool: ipam.usage(),

@@ -7,6 +7,7 @@
  */
 import { expect } from "chai";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http from "node:http";
 import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -344,6 +345,41 @@ describe("Azure Resource Manager through the plugin", function () {
       const refused = await requestAddress(poolId).expect(503);
       expect(refused.body.Err).to.contain("NIC eth0-nic has no IP configuration in 10.1.0.128/25 in Azure");
       expect(ipConfigurationCount()).to.equal(3);
+    });
+
+    it("an address taken for a request dockerd gave up on while growth ran is given back", async () => {
+      await arm.close();
+      arm = await startArm({ operationPolls: 3 });
+      await growing();
+      const poolId = await requestPool();
+      await requestAddress(poolId).expect(200);
+      await requestAddress(poolId).expect(200);
+      // dockerd's client times out and closes the connection while growth still runs.
+      await new Promise<void>((resolve) => {
+        const request = http.request({
+          socketPath: plugin!.socketPath,
+          path: "/IpamDriver.RequestAddress",
+          method: "POST",
+        });
+        request.on("error", () => resolve());
+        request.end(JSON.stringify({ PoolID: poolId }));
+        setTimeout(() => {
+          request.destroy();
+          resolve();
+        }, 300);
+      });
+      const line = await pollUntil("the abandoned request's log line", () =>
+        Promise.resolve(
+          plugin!.logs
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+            .find((l) => l.outcome === "abandoned"),
+        ),
+      );
+      expect(line).to.include({ call: "IpamDriver.RequestAddress", status: 499 });
+      expect((await eth0()).free, "what it took is free again").to.include(
+        (line.Address as string).split("/")[0],
+      );
+      expect((await eth0()).inUse).to.have.length(2);
     });
 
     it("is off by default: an empty pool fails at once and ARM is never asked", async () => {

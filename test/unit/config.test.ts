@@ -79,6 +79,16 @@ describe("config", () => {
       expect(() => loadConfig(argv, env)).to.throw(message);
     });
   }
+  it("keeps --pool-grow-wait inside dockerd's 30 s wait for the plugin's answer", () => {
+    expect(loadConfig(["--pool-grow-wait", "25"], {}).poolGrowWaitMs).to.equal(25_000);
+    expect(() => loadConfig(["--pool-grow-wait", "60"], {}))
+      .to.throw('--pool-grow-wait (AZURE_VNET_POOL_GROW_WAIT) is "60"')
+      .with.property(
+        "hint",
+        "give a number of seconds above 0, at most 25: dockerd gives up on a plugin's answer after 30 s, and the container start fails",
+      );
+  });
+
   it("allows turning reconciliation off with 0, but no negative or zero refresh", () => {
     expect(loadConfig(["--reconcile-interval", "0"], {}).reconcileIntervalMs).to.equal(0);
     expect(() => loadConfig(["--refresh-interval", "0"], {}))
