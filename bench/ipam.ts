@@ -239,7 +239,7 @@ function render(
   };
   const cpuPerOp = (values: number[]) => fmt((median(values) / (2 * COUNT)) * 1000);
   return [
-    `The plugin (\`node --max-semi-space-size=2 dist/plugin/main.js --pool-source file\`, log level info) in a network namespace of its ` +
+    `The plugin (\`node --max-semi-space-size=2 --lite-mode dist/plugin/main.js --pool-source file\`, log level info) in a network namespace of its ` +
       `own with a veth as eth0, state in a temp folder on the machine's disk (${tmpdir()}), one pool of ${COUNT} ` +
       `addresses. ${info.options.rounds} rounds; each round runs every workload once, in an order rotated from ` +
       `round to round: ${COUNT} RequestAddress (the pool fills up, all distinct) then ${COUNT} ReleaseAddress, one ` +

@@ -12,4 +12,4 @@ if [ ! -w /proc/sys/net/ipv4/ip_forward ]; then
     exit 1
   fi
 fi
-exec /usr/local/bin/node --max-semi-space-size=2 /opt/azure-vnet/dist/plugin/main.js "$@"
+exec /usr/local/bin/node --max-semi-space-size=2 --lite-mode /opt/azure-vnet/dist/plugin/main.js "$@"

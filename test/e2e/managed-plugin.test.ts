@@ -162,7 +162,7 @@ describe("packaging: the host service", function () {
       const unit = readFileSync(join(destdir, "etc", "systemd", "system", "azure-vnet.service"), "utf8");
       // The node the script found on PATH, by absolute path: systemd does not search PATH the same way.
       expect(unit).to.match(
-        /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
+        /^ExecStart=\/\S*node --max-semi-space-size=2 --lite-mode \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
       );
       // A node that test/node24.sh put in the checkout is copied, so the service outlives the checkout.
       const nodeOnPath = (await run("bash", ["-c", 'readlink -f "$(command -v node)"'])).stdout.trim();
@@ -213,7 +213,7 @@ describe("e2e: the host service, installed and removed with the README's command
     expect(install.stderr).to.contain("Running in chroot, ignoring");
     expect(present(image!.path("/opt/azure-vnet/dist/plugin/main.js"))).to.equal(true);
     expect(readFileSync(image!.path(UNIT), "utf8")).to.match(
-      /^ExecStart=\/\S*node --max-semi-space-size=2 \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
+      /^ExecStart=\/\S*node --max-semi-space-size=2 --lite-mode \/opt\/azure-vnet\/dist\/plugin\/main\.js$/m,
     );
     expect(present(image!.path("/etc/default/azure-vnet"))).to.equal(true);
     for (const link of WANTS) expect(present(image!.path(link)), link).to.equal(true);

@@ -19,7 +19,7 @@ import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vn
 
 const PLUGIN_MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
 /** The V8 flag every launcher gives the plugin (package.json, systemd unit, plugin entrypoint). */
-export const PLUGIN_NODE_FLAGS = ["--max-semi-space-size=2"];
+export const PLUGIN_NODE_FLAGS = ["--max-semi-space-size=2", "--lite-mode"];
 const FAKE_AZURE_MAIN = fileURLToPath(new URL("./fake-azure-main.js", import.meta.url));
 
 /** Where Azure Resource Manager answers inside the emulated VNet (on the fabric, like IMDS). */
