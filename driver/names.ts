@@ -22,6 +22,11 @@ export function natChainName(networkId: string): string {
   return `AZV-NAT-${networkId.slice(0, 12).toUpperCase()}`;
 }
 
+/** The mangle chain that keeps an --internal network's traffic among its own containers. */
+export function isolationChainName(networkId: string): string {
+  return `AZV-ISO-${networkId.slice(0, 12).toUpperCase()}`;
+}
+
 export function forwardChainName(networkId: string): string {
   return `AZV-FWD-${networkId.slice(0, 12).toUpperCase()}`;
 }

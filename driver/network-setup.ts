@@ -8,7 +8,8 @@
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
 import { keepGoing } from "../plugin/keep-going.js";
 import type { DriverState, NetworkRecord } from "./driver-state.js";
-import { forwardChainName, natChainName, ruleComment } from "./names.js";
+import type { Table } from "../plugin/host-net/iptables.js";
+import { forwardChainName, isolationChainName, natChainName, ruleComment } from "./names.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
 export const AZURE_DNS = "168.63.129.16/32";
@@ -45,19 +46,26 @@ export function natRules(network: NetworkRecord, ownPublicIp: string[] = []): st
   ];
 }
 
-/**
- * The filter chain's rules: no IMDS unless the network allows it; then everything for a normal
- * network, and for --internal only what goes from one of its containers to another: whatever other
- * interface the VM has (NICs, docker0, a VPN) is out of reach both ways.
- */
-export function forwardRules(network: NetworkRecord, path: TrafficPath): string[][] {
+/** The filter chain's rules: no IMDS unless the network allows it, then everything. */
+export function forwardRules(network: NetworkRecord): string[][] {
   const imds = network.imdsAccess ? [] : [["-d", IMDS, "-j", "DROP"]];
-  if (network.internal)
-    return [...imds, [...path.fromContainers, ...path.toContainers, "-j", "ACCEPT"], ["-j", "DROP"]];
   return [...imds, ["-j", "ACCEPT"]];
 }
 
-type Jump = { table: "filter" | "nat"; from: string; to: string; match: string[]; after?: string };
+/**
+ * An --internal network's isolation: only what goes from one of its containers to another passes;
+ * whatever other interface the VM has (NICs, Docker's bridges, a VPN) is out of reach both ways. It
+ * lives in the mangle table, which the host traverses before filter: dockerd inserts an ACCEPT for
+ * every bridge network it creates at the top of filter FORWARD, ahead of any jump of ours.
+ */
+export function isolationRules(path: TrafficPath): string[][] {
+  return [
+    [...path.fromContainers, ...path.toContainers, "-j", "RETURN"],
+    ["-j", "DROP"],
+  ];
+}
+
+type Jump = { table: Table; from: string; to: string; match: string[]; after?: string };
 
 /** The jumps from built-in chains into the network's own chains. */
 function networkJumps(network: NetworkRecord, path: TrafficPath): Jump[] {
@@ -66,7 +74,13 @@ function networkJumps(network: NetworkRecord, path: TrafficPath): Jump[] {
     { table: "filter", from: "FORWARD", to: forward, match: path.fromContainers, after: DOCKER_USER_CHAIN },
     { table: "filter", from: "FORWARD", to: forward, match: path.toContainers, after: DOCKER_USER_CHAIN },
   ];
-  if (!network.internal) {
+  if (network.internal) {
+    const isolation = isolationChainName(network.id);
+    jumps.push(
+      { table: "mangle", from: "FORWARD", to: isolation, match: path.fromContainers },
+      { table: "mangle", from: "FORWARD", to: isolation, match: path.toContainers },
+    );
+  } else {
     jumps.push({
       table: "nat",
       from: "POSTROUTING",
@@ -96,7 +110,9 @@ export async function ensureNetworkRules(
   path: TrafficPath,
   driver: DriverState,
 ): Promise<void> {
-  await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network, path));
+  await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network));
+  if (network.internal)
+    await host.setChainRules("mangle", isolationChainName(network.id), isolationRules(path));
   await refreshNatRules(host, network, driver);
   for (const jump of networkJumps(network, path)) {
     await host.ensureJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id), jump.after);
@@ -131,6 +147,7 @@ export async function deleteNetworkRules(
     ),
     () => host.deleteChain("nat", natChainName(network.id)),
     () => host.deleteChain("filter", forwardChainName(network.id)),
+    () => (network.internal ? host.deleteChain("mangle", isolationChainName(network.id)) : Promise.resolve()),
   ]);
 }
 

@@ -5,13 +5,14 @@
  * (another kernel boot id) is recognised: the veths died with it, the network-wide changes are rebuilt.
  */
 import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { Table } from "../plugin/host-net/iptables.js";
 import type { Logger } from "../plugin/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
 import type { StateFile } from "../plugin/state-file.js";
 import { BRIDGE_PREFIX, bridgeName, teardownNicBridge } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import type { NetworkMode } from "./driver-state.js";
-import { forwardChainName, hostVethName, natChainName } from "./names.js";
+import { forwardChainName, hostVethName, isolationChainName, natChainName } from "./names.js";
 import { enableForwarding, ensureNetworkRules } from "./network-setup.js";
 
 export type RestoreReport = {
@@ -119,8 +120,14 @@ async function removeLeftovers(
       report.leftovers.push(name);
     }
   }
-  const chains: [table: "filter" | "nat", from: string, prefix: string, expected: Set<string>][] = [
+  const chains: [table: Table, from: string, prefix: string, expected: Set<string>][] = [
     ["filter", "FORWARD", "AZV-FWD-", new Set(networks.map((n) => forwardChainName(n.id)))],
+    [
+      "mangle",
+      "FORWARD",
+      "AZV-ISO-",
+      new Set(networks.filter((n) => n.internal).map((n) => isolationChainName(n.id))),
+    ],
     [
       "nat",
       "POSTROUTING",

@@ -7,7 +7,7 @@ import { UnavailableError } from "../errors.js";
 import { checkChainName, checkComment } from "./names.js";
 import { chainRestoreText, runTool } from "./run-tool.js";
 
-export type Table = "filter" | "nat";
+export type Table = "filter" | "nat" | "mangle";
 
 const iptables = (args: string[]) => runTool("iptables", args[0] === "-V" ? args : ["-w", "5", ...args]);
 

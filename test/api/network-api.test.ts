@@ -150,7 +150,7 @@ describe("NetworkDriver API over the unix socket", () => {
       ).expect(200);
     });
 
-    it("gives --internal networks no SNAT and a FORWARD chain that passes only container-to-container traffic", async () => {
+    it("gives --internal networks no SNAT, and a mangle chain that passes only container-to-container traffic", async () => {
       await post(
         "/NetworkDriver.CreateNetwork",
         createBody({ Options: { "com.docker.network.internal": true } }),
@@ -161,11 +161,30 @@ describe("NetworkDriver API over the unix socket", () => {
           "AZV-FWD-ADF4FA8E1772",
           [
             ["-d", "169.254.169.254/32", "-j", "DROP"],
-            ["-i", "azadf4f+", "-o", "azadf4f+", "-j", "ACCEPT"],
+            ["-j", "ACCEPT"],
+          ],
+        ],
+        [
+          "mangle",
+          "AZV-ISO-ADF4FA8E1772",
+          [
+            ["-i", "azadf4f+", "-o", "azadf4f+", "-j", "RETURN"],
             ["-j", "DROP"],
           ],
         ],
       ]);
+      const comment = "azure-vnet network adf4fa8e1772";
+      expect(calls("ensureJump").filter((args) => args[0] === "mangle")).to.deep.equal([
+        ["mangle", "FORWARD", "AZV-ISO-ADF4FA8E1772", ["-i", "azadf4f+"], comment, undefined],
+        ["mangle", "FORWARD", "AZV-ISO-ADF4FA8E1772", ["-o", "azadf4f+"], comment, undefined],
+      ]);
+      await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET }).expect(200);
+      expect(calls("deleteChain").map((args) => args.slice(0, 2))).to.deep.include([
+        "mangle",
+        "AZV-ISO-ADF4FA8E1772",
+      ]);
+      const { chains, jumps } = JSON.parse(plugin.host.snapshot()) as { chains: unknown[]; jumps: unknown[] };
+      expect({ chains, jumps }, "no chain or jump left").to.deep.equal({ chains: [], jumps: [] });
     });
 
     it("lets containers reach IMDS only with -o imds=allow", async () => {

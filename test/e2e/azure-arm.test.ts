@@ -72,7 +72,7 @@ describe("e2e: Azure Resource Manager: pool growth, public IPs, load-balancer po
   before(async () => {
     testbed = await startAzureTestbed([VM1, VM2], "arm", {
       arm: { loadBalancers: [{ name: "lb1", backendPools: ["pool1"] }] },
-      pluginArgs: ["--pool-min-free", "1", "--pool-grow-step", "2", "--pool-grow-wait", "30"],
+      pluginArgs: ["--pool-min-free", "1", "--pool-grow-step", "2", "--pool-grow-wait", "25"],
     });
     ({ vnet, dockerd } = testbed);
     arm = testbed.arm!;

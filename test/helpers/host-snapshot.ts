@@ -61,7 +61,7 @@ export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapsh
     routes,
     // Learned entries come and go with traffic; the plugin only ever adds permanent ones.
     neighbours: neighbours.filter((n) => n.state?.includes("PERMANENT")),
-    iptables: stripCounters(iptables),
+    iptables: withoutEmptyTables(stripCounters(iptables)),
     ebtables: withoutEmptyTables(stripCounters(ebtables)),
     sysctls,
   };
@@ -75,7 +75,8 @@ function stripCounters(save: string): string[] {
 }
 
 /**
- * ebtables-nft creates a table on first use and has no command to delete it; a table holding only
+ * ebtables-nft and iptables-nft create a table on first use and have no command to delete it (the
+ * plugin's --internal isolation is the first user of `mangle` on most hosts); a table holding only
  * built-in chains with ACCEPT policies and no rules filters nothing, so it counts as absent.
  */
 function withoutEmptyTables(lines: string[]): string[] {
@@ -87,7 +88,11 @@ function withoutEmptyTables(lines: string[]): string[] {
   const isEmpty = (table: string[]) =>
     table
       .slice(1)
-      .every((line) => /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|BROUTING) ACCEPT$/.test(line));
+      .every(
+        (line) =>
+          line === "COMMIT" ||
+          /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|BROUTING) ACCEPT\s*$/.test(line),
+      );
   return tables.filter((table) => !isEmpty(table)).flat();
 }
 
