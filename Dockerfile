@@ -17,6 +17,7 @@ COPY packaging/tsconfig.build.json packaging/
 COPY plugin plugin/
 COPY driver driver/
 COPY ipam-driver ipam-driver/
+COPY lib lib/
 # Type declarations, source maps and documentation of the production dependencies are never loaded;
 # their licence files stay. Nor are the Azure SDK's builds for browsers and React Native, nor the
 # browser half of the identity library (Node loads the ESM builds and @azure/msal-node), nor the
@@ -50,5 +51,5 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Fails the build when a tool, a library it loads or a module the plugin imports was left out; the
 # plugin's --help loads its whole module graph and exits; the Azure SDK modules, loaded only on first
 # use, are loaded here by building the ARM client once (which sends nothing).
-RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('iptables-restore', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help'); run('node', '--input-type=module', '-e', 'const arm = await import(\\'/opt/azure-vnet/dist/plugin/arm/arm-client.js\\'); await arm.createNetworkClient(\\'s\\', { endpoint: \\'https://management.azure.com\\', imdsUrl: \\'http://169.254.169.254\\' })')"]
+RUN ["/usr/local/bin/node", "-e", "const run = (...argv) => require('node:child_process').execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' }); run('ip', '-V'); run('iptables', '-V'); run('iptables-restore', '-V'); run('ebtables', '-V'); run('mount', '-V'); run('sh', '-c', 'true'); run('node', '/opt/azure-vnet/dist/plugin/main.js', '--help'); run('node', '--input-type=module', '-e', 'const arm = await import(\\'/opt/azure-vnet/dist/lib/arm/arm-client.js\\'); await arm.createNetworkClient(\\'s\\', { endpoint: \\'https://management.azure.com\\', imdsUrl: \\'http://169.254.169.254\\' })')"]
 ENTRYPOINT ["/opt/azure-vnet/entrypoint.sh"]

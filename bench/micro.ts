@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { writeAtomically } from "../plugin/state-file.js";
+import { writeAtomically } from "../lib/state-file.js";
 import { summarize, type Summary } from "./stats.js";
 
 async function timeEach(count: number, step: () => Promise<unknown>): Promise<Summary> {

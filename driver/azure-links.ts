@@ -5,11 +5,11 @@
  * one change at a time, in order, records progress in the state file (shown by EndpointOperInfo and
  * `azure-vnet status`), retries what failed, and picks up unfinished work after a restart.
  */
-import { PluginError, RetryLaterError } from "../plugin/errors.js";
-import type { Logger } from "../plugin/logger.js";
+import { PluginError, RetryLaterError } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
-import { SerialQueue } from "../plugin/serial-queue.js";
-import type { StateFile } from "../plugin/state-file.js";
+import { SerialQueue } from "../lib/serial-queue.js";
+import type { StateFile } from "../lib/state-file.js";
 import type { AzureLinks } from "./driver-state.js";
 
 /** The Azure operations the links need (Azure Resource Manager in production). */

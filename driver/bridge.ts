@@ -7,8 +7,8 @@
  * on the way in. Traffic leaving the subnet is routed by the host (the container's gateway is the
  * host's primary IP on the bridge) so that it can be source-NATed like in transparent mode.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
-import { keepGoing } from "../plugin/keep-going.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
+import { keepGoing } from "../lib/keep-going.js";
 import type { DataPath, EndpointLinks } from "./data-path.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
 import { containerVethName, hostVethName } from "./names.js";

@@ -2,7 +2,7 @@
  * What differs between the two modes, behind one shape: how a network and an endpoint are wired on
  * the host, which gateway the container gets, and where its traffic crosses the host's firewall.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
 import type { TrafficPath } from "./network-setup.js";
 

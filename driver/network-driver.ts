@@ -3,17 +3,18 @@
  * the network's data path (undoing them if a later step fails), and records the result in the state
  * file before answering. Calls are serialised: host changes of two requests never interleave.
  */
-import { normalizeMac, type Inventory, type Nic, type Subnet } from "../ipam-driver/inventory.js";
+import type { Inventory, Nic, Subnet } from "../ipam-driver/inventory.js";
+import { normalizeMac } from "../lib/mac.js";
 import { bindPool, findReservation, recordEndpointOwner, unboundPools } from "../ipam-driver/allocator.js";
-import { parseIp, parsePrefix, prefixContains } from "../ipam-driver/ip.js";
-import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../plugin/errors.js";
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
-import { keepGoing } from "../plugin/keep-going.js";
-import type { Logger } from "../plugin/logger.js";
+import { parseIp, parsePrefix, prefixContains } from "../lib/ip.js";
+import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../lib/errors.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
+import { keepGoing } from "../lib/keep-going.js";
+import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
-import type { RequestBody } from "../plugin/request-fields.js";
-import { SerialQueue } from "../plugin/serial-queue.js";
-import type { StateFile } from "../plugin/state-file.js";
+import type { RequestBody } from "../lib/request-fields.js";
+import { SerialQueue } from "../lib/serial-queue.js";
+import type { StateFile } from "../lib/state-file.js";
 import { AzureLinker, type LinkEditor } from "./azure-links.js";
 import { bridgeDataPath } from "./bridge.js";
 import type { DataPath } from "./data-path.js";

@@ -3,10 +3,10 @@
  * `--internal`, `--ipv6`, and the IPAM data the network is built from.
  */
 import { ANY_IPV4_POOL } from "../ipam-driver/allocator.js";
-import { parseIp, parsePrefix, prefixContains, type IpAddress } from "../ipam-driver/ip.js";
+import { parseIp, parsePrefix, prefixContains, type IpAddress } from "../lib/ip.js";
 import { LOCAL_ADDRESS_SPACE } from "../ipam-driver/types.js";
-import { InvalidParameterError } from "../plugin/errors.js";
-import { stringField, type RequestBody } from "../plugin/request-fields.js";
+import { InvalidParameterError } from "../lib/errors.js";
+import { stringField, type RequestBody } from "../lib/request-fields.js";
 import type { AzureLinkRequest, NetworkMode } from "./driver-state.js";
 import { ENABLE_IPV6_OPTION, GENERIC_OPTIONS, INTERNAL_OPTION } from "./types.js";
 

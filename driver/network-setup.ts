@@ -5,10 +5,10 @@
  * their own (Azure translates theirs). All rules live in chains the plugin owns; the built-in chains
  * only get one commented jump each.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
-import { keepGoing } from "../plugin/keep-going.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
+import { keepGoing } from "../lib/keep-going.js";
 import type { DriverState, NetworkRecord } from "./driver-state.js";
-import type { Table } from "../plugin/host-net/iptables.js";
+import type { Table } from "../lib/host-net/iptables.js";
 import { forwardChainName, isolationChainName, natChainName, ruleComment } from "./names.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */

@@ -4,11 +4,11 @@
  * and chains of ours that no record explains are removed, and a reboot since the records were written
  * (another kernel boot id) is recognised: the veths died with it, the network-wide changes are rebuilt.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
-import type { Table } from "../plugin/host-net/iptables.js";
-import type { Logger } from "../plugin/logger.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
+import type { Table } from "../lib/host-net/iptables.js";
+import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
-import type { StateFile } from "../plugin/state-file.js";
+import type { StateFile } from "../lib/state-file.js";
 import { BRIDGE_PREFIX, bridgeName, teardownNicBridge } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import type { NetworkMode } from "./driver-state.js";

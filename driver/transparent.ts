@@ -4,7 +4,7 @@
  * routed by the host and leave the NIC with the NIC's own MAC, as Azure requires. The NIC, its
  * addresses and its routes are never touched.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
 import type { DataPath, EndpointLinks } from "./data-path.js";
 import type { EndpointRecord, NetworkRecord } from "./driver-state.js";
 import { containerVethName, hostVethName, hostVethPattern } from "./names.js";

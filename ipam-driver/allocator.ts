@@ -9,7 +9,7 @@ import {
   NotFoundError,
   PoolExhaustedError,
   UnavailableError,
-} from "../plugin/errors.js";
+} from "../lib/errors.js";
 import { nicLabel, type Inventory, type Nic, type Subnet } from "./inventory.js";
 import type { IpamState, PoolRecord, Reservation } from "./ipam-state.js";
 import {
@@ -20,7 +20,7 @@ import {
   type IpAddress,
   type IpFamily,
   type IpPrefix,
-} from "./ip.js";
+} from "../lib/ip.js";
 
 /** Picks a NIC by local interface name or by MAC (`--ipam-opt interface=eth1` / `mac=...`). */
 export type NicSelector = { interfaceName: string } | { macAddress: string };

@@ -2,7 +2,7 @@
  * Reports what changed between two NIC inventories: addresses that became usable, addresses removed,
  * and removed addresses that a container still holds (they stay with it and are never handed out again).
  */
-import type { Logger } from "../plugin/logger.js";
+import type { Logger } from "../lib/logger.js";
 import { nicLabel, type Inventory } from "./inventory.js";
 import type { IpamState } from "./ipam-state.js";
 

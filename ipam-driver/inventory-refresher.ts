@@ -4,11 +4,11 @@
  * source keeps failing. Reads are coalesced and spaced so IMDS's limit of 5 requests a second per VM
  * is never approached.
  */
-import type { HostNetwork } from "../plugin/host-net/host-network.js";
-import type { Logger } from "../plugin/logger.js";
+import type { HostNetwork } from "../lib/host-net/host-network.js";
+import type { Logger } from "../lib/logger.js";
 import { resolveInventory, type Inventory } from "./inventory.js";
 import { withPendingAddresses, type PendingAddress } from "./pending-addresses.js";
-import { RetryLaterError } from "../plugin/errors.js";
+import { RetryLaterError } from "../lib/errors.js";
 import type { PoolSource } from "./sources/source.js";
 
 export type RefresherOptions = {

@@ -3,8 +3,10 @@
  * whatever the source. A source lists NICs with their subnets and addresses; `resolveInventory` checks
  * it, matches NICs to local interfaces by MAC and decides which NIC is the primary one.
  */
-import { InvalidParameterError } from "../plugin/errors.js";
-import { compareIps, firstHost, parseIp, parsePrefix, prefixContains, type IpFamily } from "./ip.js";
+import { InvalidParameterError } from "../lib/errors.js";
+import type { LocalInterface } from "../lib/host-net/host-network.js";
+import { normalizeMac } from "../lib/mac.js";
+import { compareIps, firstHost, parseIp, parsePrefix, prefixContains, type IpFamily } from "../lib/ip.js";
 
 /** One subnet of a NIC, as a source reports it. */
 export type SourceSubnet = {
@@ -26,7 +28,6 @@ export type SourceNic = {
 };
 
 /** A local network interface, as the host reports it. */
-export type LocalInterface = { name: string; macAddress: string; mtu: number; hasDefaultRoute: boolean };
 
 /** A checked subnet of the inventory. */
 export type Subnet = {
@@ -50,17 +51,6 @@ export type Nic = {
 };
 
 export type Inventory = { nics: Nic[] };
-
-/**
- * Normalises a MAC address from IMDS (`000D3AF806EC`), ARM (`00-0D-3A-F8-06-EC`) or Linux form.
- * @example normalizeMac("000D3AF806EC") // "00:0d:3a:f8:06:ec"
- */
-export function normalizeMac(text: string): string | undefined {
-  if (typeof text !== "string") return undefined;
-  const hex = text.replace(/[-:.]/g, "").toLowerCase();
-  if (!/^[0-9a-f]{12}$/.test(hex)) return undefined;
-  return hex.match(/../g)!.join(":");
-}
 
 /**
  * Checks a source's NIC list and joins it with the local interfaces. Throws InvalidParameterError

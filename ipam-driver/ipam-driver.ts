@@ -3,16 +3,17 @@
  * persisted records, and returns the wire answer. Changes are written to disk before the answer leaves.
  */
 import { randomBytes } from "node:crypto";
-import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../plugin/errors.js";
-import type { Logger } from "../plugin/logger.js";
+import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
-import { booleanField, stringField, stringMapField, type RequestBody } from "../plugin/request-fields.js";
-import type { StateFile } from "../plugin/state-file.js";
+import { booleanField, stringField, stringMapField, type RequestBody } from "../lib/request-fields.js";
+import type { StateFile } from "../lib/state-file.js";
 import * as allocator from "./allocator.js";
-import { normalizeMac, type Inventory } from "./inventory.js";
+import type { Inventory } from "./inventory.js";
+import { normalizeMac } from "../lib/mac.js";
 import type { Reservation } from "./ipam-state.js";
 import type { InventoryRefresher } from "./inventory-refresher.js";
-import { parseIp, parsePrefix, type IpPrefix } from "./ip.js";
+import { parseIp, parsePrefix, type IpPrefix } from "../lib/ip.js";
 import type { PendingAddress } from "./pending-addresses.js";
 import { PoolGrowth, type GrowthHooks, type GrowthOptions, type NicEditor } from "./pool-growth.js";
 import {

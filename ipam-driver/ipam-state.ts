@@ -3,7 +3,7 @@
  * data, checked on load; the allocator changes it, the state file keeps it.
  */
 import type { Inventory } from "./inventory.js";
-import type { IpFamily } from "./ip.js";
+import type { IpFamily } from "../lib/ip.js";
 
 export type PoolRecord = {
   id: string;

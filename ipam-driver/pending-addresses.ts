@@ -4,7 +4,7 @@
  * this, a grown pool would only be usable after the next read, and a withdrawn address could be handed
  * out again while Azure removes it.
  */
-import { compareIps, parseIp } from "./ip.js";
+import { compareIps, parseIp } from "../lib/ip.js";
 import type { Inventory } from "./inventory.js";
 
 export type PendingAddress = {

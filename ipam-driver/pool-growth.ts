@@ -4,8 +4,8 @@
  * above a high-water mark after a quiet period. One change per subnet at a time, which concurrent
  * requests share; a request that finds the pool empty waits for growth, but only so long.
  */
-import { PluginError, PoolExhaustedError, RetryLaterError } from "../plugin/errors.js";
-import type { Logger } from "../plugin/logger.js";
+import { PluginError, PoolExhaustedError, RetryLaterError } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
 
 /** Changes a NIC's secondary IP configurations (Azure Resource Manager in production). */
 export type NicEditor = {

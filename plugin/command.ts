@@ -5,8 +5,8 @@
  */
 import { runSubcommand, SUBCOMMAND_USAGE, SUBCOMMANDS } from "./cli/commands.js";
 import { loadConfig, usageText } from "./config.js";
-import { toPluginError } from "./errors.js";
-import { createLogger } from "./logger.js";
+import { toPluginError } from "../lib/errors.js";
+import { createLogger } from "../lib/logger.js";
 import { startService } from "./service.js";
 
 /** How long shutdown may take before the process exits anyway. */

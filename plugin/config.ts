@@ -3,8 +3,8 @@
  * plugin can only set environment), parsed once into a checked PluginConfig.
  */
 import { parseArgs } from "node:util";
-import { InvalidParameterError } from "./errors.js";
-import { LOG_LEVELS, type LogLevel } from "./logger.js";
+import { InvalidParameterError } from "../lib/errors.js";
+import { LOG_LEVELS, type LogLevel } from "../lib/logger.js";
 
 export const POOL_SOURCES = ["imds", "wireserver", "file"] as const;
 /**

@@ -8,7 +8,7 @@
  */
 import { mkdir, stat } from "node:fs/promises";
 import net from "node:net";
-import { ConflictError } from "./errors.js";
+import { ConflictError } from "../lib/errors.js";
 
 export type InstanceLock = {
   /** The abstract socket's name, as `ss -xlp` shows it (with a leading `@`). */

@@ -4,7 +4,7 @@
  */
 import { emptyDriverState, validateDriverState, type DriverState } from "../driver/driver-state.js";
 import { emptyIpamState, validateIpamState, type IpamState } from "../ipam-driver/ipam-state.js";
-import type { StateCodec } from "./state-file.js";
+import type { StateCodec } from "../lib/state-file.js";
 
 export const STATE_VERSION = 1;
 

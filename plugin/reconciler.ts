@@ -9,7 +9,7 @@
 import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
 import { dockerApi } from "./docker-api.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../lib/logger.js";
 
 export type ReconcilerOptions = {
   socketPath: string;

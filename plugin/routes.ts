@@ -3,7 +3,7 @@
  */
 import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
-import type { RequestBody } from "./request-fields.js";
+import type { RequestBody } from "../lib/request-fields.js";
 import type { Undo } from "./server.js";
 
 export type Handler = (body: RequestBody) => unknown;

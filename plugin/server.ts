@@ -7,9 +7,9 @@
  */
 import express, { type NextFunction, type Request, type Response } from "express";
 import { performance } from "node:perf_hooks";
-import { InvalidParameterError, toPluginError, type PluginError } from "./errors.js";
-import { LOG_LEVELS, type Logger, type LogLevel } from "./logger.js";
-import type { RequestBody } from "./request-fields.js";
+import { InvalidParameterError, toPluginError, type PluginError } from "../lib/errors.js";
+import { LOG_LEVELS, type Logger, type LogLevel } from "../lib/logger.js";
+import type { RequestBody } from "../lib/request-fields.js";
 import type { Handler } from "./routes.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;

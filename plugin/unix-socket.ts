@@ -6,7 +6,7 @@ import { mkdir, chmod, unlink } from "node:fs/promises";
 import net from "node:net";
 import type { Server } from "node:http";
 import { dirname } from "node:path";
-import { ConflictError } from "./errors.js";
+import { ConflictError } from "../lib/errors.js";
 
 /** Resolves once `server` listens on `path` (mode 0600: only root may talk to the plugin). */
 export async function listenOnUnixSocket(server: Server, path: string): Promise<void> {

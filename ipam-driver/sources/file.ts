@@ -7,7 +7,7 @@
  *   "subnets": [{"prefix": "10.1.0.0/24", "primaryAddress": "10.1.0.4", "secondaryAddresses": ["10.1.0.5"]}]}]}
  */
 import { readFile } from "node:fs/promises";
-import { UnavailableError } from "../../plugin/errors.js";
+import { UnavailableError } from "../../lib/errors.js";
 import type { SourceNic } from "../inventory.js";
 import type { PoolSource } from "./source.js";
 

@@ -2,10 +2,10 @@
  * Pool source `imds` (the default): the Azure Instance Metadata Service network document. IMDS has no
  * primary flag; the first address of each NIC is its primary IP configuration, the rest are the pool.
  */
-import { UnavailableError } from "../../plugin/errors.js";
+import { UnavailableError } from "../../lib/errors.js";
 import type { SourceNic, SourceSubnet } from "../inventory.js";
-import { parseIp, parsePrefix } from "../ip.js";
-import { httpGet } from "./http-get.js";
+import { parseIp, parsePrefix } from "../../lib/ip.js";
+import { httpGet } from "../../lib/http-get.js";
 import type { PoolSource } from "./source.js";
 
 export const IMDS_NETWORK_PATH = "/metadata/instance/network?api-version=2021-02-01";

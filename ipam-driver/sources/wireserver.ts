@@ -4,9 +4,9 @@
  * each NIC's primary address.
  */
 import { XMLParser } from "fast-xml-parser";
-import { UnavailableError } from "../../plugin/errors.js";
+import { UnavailableError } from "../../lib/errors.js";
 import type { SourceNic } from "../inventory.js";
-import { httpGet } from "./http-get.js";
+import { httpGet } from "../../lib/http-get.js";
 import type { PoolSource } from "./source.js";
 
 export const WIRESERVER_INTERFACES_PATH = "/machine/plugins?comp=nmagent&type=getinterfaceinfov1";

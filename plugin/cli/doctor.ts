@@ -9,9 +9,9 @@ import { forwardChainName, natChainName } from "../../driver/names.js";
 import { DOCKER_USER_CHAIN } from "../../driver/network-setup.js";
 import { createImdsSource } from "../../ipam-driver/sources/imds.js";
 import { dockerApi, type DockerVersion } from "../docker-api.js";
-import { iptablesVersion, listChain } from "../host-net/iptables.js";
+import { iptablesVersion, listChain } from "../../lib/host-net/iptables.js";
 import { judgeDockerVersion } from "./tested-docker.js";
-import { readSysctl } from "../host-net/links.js";
+import { readSysctl } from "../../lib/host-net/links.js";
 import { fetchStatus, type PluginStatus } from "./plugin-client.js";
 
 export type Finding = { check: string; result: "ok" | "warn" | "fail"; message: string };

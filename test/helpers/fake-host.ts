@@ -2,9 +2,9 @@
  * A HostNetwork that changes nothing and records every call, for API tests of the drivers without
  * root. Its interfaces are eth0 (default route) and eth1; `failOn` makes a chosen call fail once.
  */
-import type { LocalInterface } from "../../ipam-driver/inventory.js";
-import type { HostNetwork } from "../../plugin/host-net/host-network.js";
-import { UnavailableError } from "../../plugin/errors.js";
+import type { LocalInterface } from "../../lib/host-net/host-network.js";
+import type { HostNetwork } from "../../lib/host-net/host-network.js";
+import { UnavailableError } from "../../lib/errors.js";
 
 export const ETH0_MAC = "00:0d:3a:00:00:01";
 export const ETH1_MAC = "00:0d:3a:00:00:02";

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import supertest from "supertest";
 import type { PoolFile } from "../../ipam-driver/sources/file.js";
 import { loadConfig, type PluginConfig } from "../../plugin/config.js";
-import { createLogger, type Logger } from "../../plugin/logger.js";
+import { createLogger, type Logger } from "../../lib/logger.js";
 import { startService, type RunningService } from "../../plugin/service.js";
 import { createFakeHost, ETH0_MAC, ETH1_MAC, type FakeHost } from "./fake-host.js";
 

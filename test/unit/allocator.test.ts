@@ -3,7 +3,7 @@ import { expect } from "chai";
 import * as allocator from "../../ipam-driver/allocator.js";
 import { resolveInventory, type Inventory } from "../../ipam-driver/inventory.js";
 import { emptyIpamState, type IpamState } from "../../ipam-driver/ipam-state.js";
-import { parseIp, parsePrefix } from "../../ipam-driver/ip.js";
+import { parseIp, parsePrefix } from "../../lib/ip.js";
 
 const NOW = new Date("2026-11-28T00:00:00Z");
 

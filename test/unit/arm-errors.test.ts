@@ -8,17 +8,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NetworkDriver } from "../../driver/network-driver.js";
-import { armFailure } from "../../plugin/arm/arm-client.js";
-import { readVmLocation, resourceName } from "../../plugin/arm/azure-nics.js";
-import {
-  InvalidParameterError,
-  PluginError,
-  RetryLaterError,
-  UnavailableError,
-} from "../../plugin/errors.js";
-import { silentLogger } from "../../plugin/logger.js";
+import { armFailure } from "../../lib/arm/arm-client.js";
+import { readVmLocation, resourceName } from "../../lib/arm/azure-nics.js";
+import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../../lib/errors.js";
+import { silentLogger } from "../../lib/logger.js";
 import { pluginStateCodec } from "../../plugin/plugin-state.js";
-import { StateFile } from "../../plugin/state-file.js";
+import { StateFile } from "../../lib/state-file.js";
 import { startFakeAzure } from "../helpers/fake-azure.js";
 import { createFakeHost } from "../helpers/fake-host.js";
 

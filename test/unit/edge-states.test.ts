@@ -11,11 +11,11 @@ import { join } from "node:path";
 import { NetworkDriver } from "../../driver/network-driver.js";
 import type { InventoryRefresher } from "../../ipam-driver/inventory-refresher.js";
 import { IpamDriver } from "../../ipam-driver/ipam-driver.js";
-import { httpGet } from "../../ipam-driver/sources/http-get.js";
-import { RetryLaterError } from "../../plugin/errors.js";
-import { silentLogger } from "../../plugin/logger.js";
+import { httpGet } from "../../lib/http-get.js";
+import { RetryLaterError } from "../../lib/errors.js";
+import { silentLogger } from "../../lib/logger.js";
 import { pluginStateCodec } from "../../plugin/plugin-state.js";
-import { StateFile } from "../../plugin/state-file.js";
+import { StateFile } from "../../lib/state-file.js";
 import { createFakeHost } from "../helpers/fake-host.js";
 
 describe("edge states", () => {

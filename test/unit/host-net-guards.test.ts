@@ -3,12 +3,12 @@
  * running anything; and a teardown reports every failed step, not only the first.
  */
 import { expect } from "chai";
-import { ensureBridgeJump, setBridgeChainRules } from "../../plugin/host-net/ebtables.js";
-import { setChainRules } from "../../plugin/host-net/iptables.js";
-import { createVethPair, writeSysctl } from "../../plugin/host-net/links.js";
-import { checkComment, checkInterfaceName } from "../../plugin/host-net/names.js";
-import { chainRestoreText } from "../../plugin/host-net/run-tool.js";
-import { keepGoing } from "../../plugin/keep-going.js";
+import { ensureBridgeJump, setBridgeChainRules } from "../../lib/host-net/ebtables.js";
+import { setChainRules } from "../../lib/host-net/iptables.js";
+import { createVethPair, writeSysctl } from "../../lib/host-net/links.js";
+import { checkComment, checkInterfaceName } from "../../lib/host-net/names.js";
+import { chainRestoreText } from "../../lib/host-net/run-tool.js";
+import { keepGoing } from "../../lib/keep-going.js";
 
 const failure = (promise: Promise<unknown>) =>
   promise.then(

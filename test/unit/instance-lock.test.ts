@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConflictError } from "../../plugin/errors.js";
+import { ConflictError } from "../../lib/errors.js";
 import { acquireInstanceLock } from "../../plugin/instance-lock.js";
 
 const LOCK_MODULE = fileURLToPath(new URL("../../plugin/instance-lock.js", import.meta.url));

@@ -2,10 +2,10 @@
 import { expect } from "chai";
 import { InventoryRefresher } from "../../ipam-driver/inventory-refresher.js";
 import type { SourceNic } from "../../ipam-driver/inventory.js";
-import { RetryLaterError } from "../../plugin/errors.js";
+import { RetryLaterError } from "../../lib/errors.js";
 import type { PoolSource } from "../../ipam-driver/sources/source.js";
-import { UnavailableError } from "../../plugin/errors.js";
-import { silentLogger } from "../../plugin/logger.js";
+import { UnavailableError } from "../../lib/errors.js";
+import { silentLogger } from "../../lib/logger.js";
 
 const GOOD: SourceNic[] = [
   {

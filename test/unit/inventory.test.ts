@@ -1,6 +1,8 @@
 /** Joining a source's NIC list with the local interfaces. */
 import { expect } from "chai";
-import { normalizeMac, resolveInventory, type LocalInterface } from "../../ipam-driver/inventory.js";
+import { resolveInventory } from "../../ipam-driver/inventory.js";
+import type { LocalInterface } from "../../lib/host-net/host-network.js";
+import { normalizeMac } from "../../lib/mac.js";
 
 const locals: LocalInterface[] = [
   { name: "eth0", macAddress: "00:0d:3a:00:00:01", mtu: 1500, hasDefaultRoute: false },

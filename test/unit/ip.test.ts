@@ -1,6 +1,6 @@
 /** Address and prefix parsing: what is accepted, how it is canonicalised, what is refused. */
 import { expect } from "chai";
-import { firstHost, parseIp, parsePrefix, prefixContains, prefixCovers } from "../../ipam-driver/ip.js";
+import { firstHost, parseIp, parsePrefix, prefixContains, prefixCovers } from "../../lib/ip.js";
 
 describe("ip", () => {
   it("parses and canonicalises host addresses", () => {

@@ -12,8 +12,8 @@ import {
   type GrowthOptions,
   type NicEditor,
 } from "../../ipam-driver/pool-growth.js";
-import { PoolExhaustedError, RetryLaterError, UnavailableError } from "../../plugin/errors.js";
-import { silentLogger } from "../../plugin/logger.js";
+import { PoolExhaustedError, RetryLaterError, UnavailableError } from "../../lib/errors.js";
+import { silentLogger } from "../../lib/logger.js";
 import { pollUntil } from "../helpers/run.js";
 
 const MAC = "00:0d:3a:00:00:01";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NetworkDriver } from "../../driver/network-driver.js";
 import type { IpamDriver } from "../../ipam-driver/ipam-driver.js";
-import { createLogger } from "../../plugin/logger.js";
+import { createLogger } from "../../lib/logger.js";
 import { Reconciler } from "../../plugin/reconciler.js";
 
 const LONG_AGO = "2020-01-01T00:00:00.000Z";

@@ -3,9 +3,9 @@ import { expect } from "chai";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { StateError } from "../../plugin/errors.js";
+import { StateError } from "../../lib/errors.js";
 import { pluginStateCodec } from "../../plugin/plugin-state.js";
-import { StateFile } from "../../plugin/state-file.js";
+import { StateFile } from "../../lib/state-file.js";
 
 describe("state file", () => {
   let dir: string;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type PluginConfig } from "../../../plugin/config.js";
 import type { DockerNetwork } from "../../../plugin/docker-api.js";
-import { createLogger } from "../../../plugin/logger.js";
+import { createLogger } from "../../../lib/logger.js";
 import type { ReconcileReport } from "../../../plugin/reconciler.js";
 import { startService, type RunningService } from "../../../plugin/service.js";
 import { createFakeHost, type FakeHost } from "../../helpers/fake-host.js";

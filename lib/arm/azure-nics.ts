@@ -7,9 +7,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { NetworkInterface, NetworkInterfaceIPConfiguration } from "@azure/arm-network";
-import { normalizeMac } from "../../ipam-driver/inventory.js";
-import { parseIp, parsePrefix, prefixContains } from "../../ipam-driver/ip.js";
-import { httpGet } from "../../ipam-driver/sources/http-get.js";
+import { normalizeMac } from "../mac.js";
+import { parseIp, parsePrefix, prefixContains } from "../ip.js";
+import { httpGet } from "../http-get.js";
 import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SerialQueue } from "../serial-queue.js";

@@ -3,11 +3,13 @@
  * addresses, routes, sysctls and firewall rules goes through a HostNetwork, so the rest of the code
  * reads as intent and tests can substitute a recording fake.
  */
-import type { LocalInterface } from "../../ipam-driver/inventory.js";
 import * as ebtables from "./ebtables.js";
 import * as iptables from "./iptables.js";
 import * as links from "./links.js";
 import { runTool } from "./run-tool.js";
+
+/** A network interface of the plugin's namespace as the kernel reports it. */
+export type LocalInterface = { name: string; macAddress: string; mtu: number; hasDefaultRoute: boolean };
 
 export type HostNetwork = {
   /** The interfaces of the plugin's network namespace, with MAC, MTU and whether the default route uses them. */

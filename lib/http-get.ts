@@ -4,7 +4,7 @@
  * proxy here but gives less control over socket timeouts).
  */
 import http from "node:http";
-import { RetryLaterError, UnavailableError } from "../../plugin/errors.js";
+import { RetryLaterError, UnavailableError } from "./errors.js";
 
 export type HttpGetOptions = { headers?: Record<string, string>; timeoutMs: number; maxBytes?: number };
 
