@@ -53,9 +53,9 @@ stage=$(mktemp -d "${TMPDIR:-/tmp}/azure-vnet-base-XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 # The packages a Debian slim image would have that the Dockerfile's steps run (sh, ldd, cp, find,
-# mount), plus what its runtime-files stage installs (iproute2, iptables, binutils), closed over
+# mount, setpriv), plus what its runtime-files stage installs (iproute2, iptables, binutils), closed over
 # Pre-Depends and Depends as installed here.
-roots=(base-files dash bash coreutils libc-bin findutils grep sed mount iproute2 iptables binutils netbase
+roots=(base-files dash bash coreutils libc-bin findutils grep sed mount util-linux iproute2 iptables binutils netbase
   libstdc++6 libgcc-s1)
 declare -A installed=() provider=() wanted=()
 while read -r status pkg provides; do

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run inside the Dockerfile's runtime-files stage: copies into an empty DEST only what the plugin runs —
-# node (stripped), ip, iptables and ebtables (the nft multi-call binary and its extension modules), sh
-# and mount for the entrypoint — with every shared library they load, at the paths the loader uses.
+# node (stripped), ip, iptables and ebtables (the nft multi-call binary and its extension modules), sh,
+# mount and setpriv for the entrypoint — with every shared library they load, at the paths the loader uses.
 # The plugin's rootfs is this tree plus the compiled plugin: no shell utilities, apt, npm or docs.
 #
 # usage: sh runtime-rootfs.sh DEST
@@ -34,8 +34,9 @@ ip=$(need ip)
 xtables=$(need xtables-nft-multi)
 sh=$(need sh)
 mount=$(need mount)
+setpriv=$(need setpriv)
 
-mkdir -p "$dest/usr/local/bin" "$dest/usr/sbin" "$dest/bin"
+mkdir -p "$dest/usr/local/bin" "$dest/usr/sbin" "$dest/usr/bin" "$dest/bin"
 cp "$node" "$dest/usr/local/bin/node"
 # Node's symbol table and debug information are an eighth of its size; JavaScript stack traces do not
 # need them.
@@ -44,6 +45,7 @@ cp "$ip" "$dest/usr/sbin/ip"
 cp "$xtables" "$dest/usr/sbin/xtables-nft-multi"
 cp "$sh" "$dest/bin/sh"
 cp "$mount" "$dest/bin/mount"
+cp "$setpriv" "$dest/usr/bin/setpriv"
 # xtables-nft-multi acts as the tool its argv[0] names: every name Debian gives it, with the plain
 # names (iptables, iptables-restore, …) on the nft backend. nft, because it is what current
 # distributions and dockerd itself use; the rules must live in the same backend as the host's.
@@ -53,7 +55,7 @@ for family in iptables ip6tables ebtables arptables; do
     ln -s xtables-nft-multi "$dest/usr/sbin/$family-nft$suffix"
   done
 done
-for binary in "$node" "$ip" "$xtables" "$sh" "$mount"; do copy_libraries "$binary"; done
+for binary in "$node" "$ip" "$xtables" "$sh" "$mount" "$setpriv"; do copy_libraries "$binary"; done
 
 # iptables and ebtables load each match and target (comment, SNAT, …) from this folder at run time.
 modules=""

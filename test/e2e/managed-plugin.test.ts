@@ -92,14 +92,14 @@ describe("packaging: config.json of the managed plugin", function () {
     expect(env.get("AZURE_VNET_SOCKET")!.value).to.equal(`/run/docker/plugins/${config.interface.socket}`);
   });
 
-  it("keeps the state directory on a host mount, and the Docker API socket mounted for reconciliation", function () {
+  it("keeps the state directory, and only it, on a host mount, and the Docker API socket mounted for reconciliation", function () {
     const config = pluginConfig();
     const mounts = new Map(config.mounts.map((m) => [m.name, m]));
     const stateDir = config.env.find((e) => e.name === "AZURE_VNET_STATE_DIR")!.value;
     const state = mounts.get("state")!;
-    expect(stateDir.startsWith(`${state.destination}/`), "the state dir lies on the host mount").to.equal(
-      true,
-    );
+    // Only the plugin's own folder: a mount of /var/lib would put Docker's data and every other
+    // service's in the plugin's reach.
+    expect(state).to.deep.include({ source: "/var/lib/azure-vnet", destination: stateDir, type: "bind" });
     expect(state.settable).to.deep.equal(["source"]);
     // The socket's folder, not the socket file: a restarted dockerd (live-restore keeps the plugin
     // running) replaces the file, and a bind mount of the file would keep the old one. Read-only,
@@ -149,7 +149,7 @@ describe("packaging: the host service", function () {
       );
       expect(install.code, install.stderr).to.equal(0);
       const app = join(destdir, "opt", "azure-vnet");
-      expect(readdirSync(join(app, "dist")).sort()).to.deep.equal(["driver", "ipam-driver", "plugin"]);
+      expect(readdirSync(join(app, "dist")).sort()).to.deep.equal(["driver", "ipam-driver", "lib", "plugin"]);
       const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as PackageJson;
       // The build and test tools; some @types packages are dependencies of production packages too.
       for (const dev of ["typescript", "mocha", "eslint", "prettier"]) {
@@ -368,7 +368,7 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     expect(await dockerOk("plugin", "ls", "--format", "{{.Name}}")).to.equal("");
     await timed("docker plugin install", () =>
       readmeOnVm(
-        "docker plugin install --grant-all-permissions --alias azure registry.example.com/azure-vnet:0.1.0",
+        "mkdir -p /var/lib/azure-vnet && docker plugin install --grant-all-permissions --alias azure registry.example.com/azure-vnet:0.1.0",
       ),
     );
     const [inspect] = JSON.parse(await dockerOk("plugin", "inspect", PLUGIN)) as PluginInspect[];
@@ -382,6 +382,23 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     // The plugin's socket is where dockerd bind-mounts the plugin's /run/docker/plugins from.
     const pool = (await pollUntil("the plugin's /status", status, { timeoutMs: 15_000 })).pool[0]!;
     expect(pool.free).to.deep.equal(SECONDARIES);
+  });
+
+  it("runs node with CAP_NET_ADMIN alone: the entrypoint's CAP_SYS_ADMIN is dropped before node starts", async () => {
+    const status = readFileSync(`/proc/${await pluginProcess(vnet!, "vm1")}/status`, "utf8");
+    const capabilities = (field: string) =>
+      BigInt(`0x${new RegExp(`^${field}:\\s*([0-9a-f]+)$`, "m").exec(status)![1]}`);
+    const NET_ADMIN = 1n << 12n;
+    for (const field of ["CapEff", "CapPrm", "CapBnd"])
+      expect(capabilities(field), field).to.equal(NET_ADMIN);
+    for (const field of ["CapInh", "CapAmb"]) expect(capabilities(field), field).to.equal(0n);
+    expect(/^NoNewPrivs:\s*1$/m.test(status), "no_new_privs").to.equal(true);
+  });
+
+  it("sees only its own folder of the host's /var/lib", async () => {
+    const root = `/proc/${await pluginProcess(vnet!, "vm1")}/root`;
+    expect(readdirSync(`${root}/var/lib`)).to.deep.equal(["azure-vnet"]);
+    expect(readdirSync(`${root}/var/lib/azure-vnet`)).to.include("state.json");
   });
 
   it("the README's first network and container: a secondary IP of the NIC", async () => {
