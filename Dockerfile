@@ -1,6 +1,6 @@
 # The managed plugin's rootfs: compiles the TypeScript, then keeps only node, the compiled plugin, its
 # production node_modules and the host tools it runs. packaging/build-plugin.sh turns the image into
-# the plugin; README "Installing" says how, also on a machine without registry access.
+# the plugin; docs/installing.md says how, also on a machine without registry access.
 
 # The official Node image, pinned to an exact release; a build argument so that an offline machine can
 # provide a local image of the same name (packaging/offline-base-image.sh).

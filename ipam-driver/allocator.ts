@@ -40,7 +40,7 @@ export type PoolGrant = { poolId: string; pool: string; gateway: string };
 /** A RequestAddress after parsing at the edge. */
 export type AddressRequest = { poolId: string; address: IpAddress | undefined; isGateway: boolean };
 
-/** IPv4 answer to a RequestPool without `--subnet`; see README "Networks created without --subnet". */
+/** IPv4 answer to a RequestPool without `--subnet`; see docs/ipam.md, "Networks created without --subnet". */
 export const ANY_IPV4_POOL = "0.0.0.0/0";
 
 /**

@@ -13,7 +13,7 @@ export type PoolRecord = {
   subnet: string;
   /** `--ip-range`: automatic allocation stays inside it. */
   range: string | undefined;
-  /** What dockerd asked for; "" means any, answered with 0.0.0.0/0 for IPv4 (see README). */
+  /** What dockerd asked for; "" means any, answered with 0.0.0.0/0 for IPv4 (see docs/ipam.md). */
   requested: string;
   refCount: number;
   /** Allocation continues after this address, so a released address is not reused at once. */

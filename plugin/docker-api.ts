@@ -1,7 +1,7 @@
 /**
  * The three Docker Engine API calls the plugin and its operator commands need (list networks, inspect
  * a network, version), as plain HTTP over dockerd's unix socket. A client library would cost the
- * plugin ~25 MiB of memory for these three GETs (README, "Package choices").
+ * plugin ~25 MiB of memory for these three GETs (docs/architecture.md, "Package choices").
  */
 import http from "node:http";
 

@@ -220,9 +220,9 @@ async function readPoolAtStart(
     {
       hint:
         source.name === "file"
-          ? "fix the pool file (format in the README, 'Pool file')"
+          ? "fix the pool file (format in docs/ipam.md, 'Outside Azure: the pool file')"
           : "this does not look like an Azure VM. Outside Azure, describe the NIC's addresses in a JSON file and start with " +
-            "--pool-source file --pool-file PATH (format in the README, 'Pool file')",
+            "--pool-source file --pool-file PATH (format in docs/ipam.md, 'Outside Azure: the pool file')",
     },
   );
 }

@@ -2,7 +2,7 @@
  * Pool source `file`: a JSON description of the NICs, for machines outside Azure, demos and tests.
  * Re-read at every refresh, so editing the file adds or removes addresses without a restart.
  *
- * Format (README "Pool file"):
+ * Format (docs/ipam.md, "Outside Azure: the pool file"):
  * {"interfaces": [{"macAddress": "00:0d:3a:00:00:01" | "interfaceName": "eth0", "primary": true,
  *   "subnets": [{"prefix": "10.1.0.0/24", "primaryAddress": "10.1.0.4", "secondaryAddresses": ["10.1.0.5"]}]}]}
  */

@@ -209,7 +209,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
       add(
         "docker",
         "ok",
-        "this dockerd loops on pools that overlap the host's routes, so networks created without --subnet show Subnet 0.0.0.0/0 (see README); pass --subnet to see the NIC's subnet",
+        "this dockerd loops on pools that overlap the host's routes, so networks created without --subnet show Subnet 0.0.0.0/0 (see docs/ipam.md); pass --subnet to see the NIC's subnet",
       );
     }
   });
@@ -223,6 +223,6 @@ export function formatFindings(findings: Finding[]): string {
 
 function sourceFix(name: string): string {
   return name === "file"
-    ? "fix the pool file (README, 'Pool file')"
+    ? "fix the pool file (docs/ipam.md, 'Outside Azure: the pool file')"
     : "the VM must reach 169.254.169.254 (IMDS) or 168.63.129.16 (wireserver) directly, without a proxy or firewall rule in between; outside Azure use --pool-source file";
 }

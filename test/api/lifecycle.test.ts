@@ -196,7 +196,7 @@ describe("plugin lifecycle", function () {
       const exit = await run.exited;
       expect(exit.code).to.equal(1);
       expect(exit.stderr).to.match(
-        /^azure-vnet: no address pool: the imds pool source \(http:\/\/127\.0\.0\.1:\d+\/metadata\/instance\/network\?api-version=2021-02-01\) did not answer: GET .* failed: connect ECONNREFUSED .* — this does not look like an Azure VM\. Outside Azure, describe the NIC's addresses in a JSON file and start with --pool-source file --pool-file PATH \(format in the README, 'Pool file'\)\n$/,
+        /^azure-vnet: no address pool: the imds pool source \(http:\/\/127\.0\.0\.1:\d+\/metadata\/instance\/network\?api-version=2021-02-01\) did not answer: GET .* failed: connect ECONNREFUSED .* — this does not look like an Azure VM\. Outside Azure, describe the NIC's addresses in a JSON file and start with --pool-source file --pool-file PATH \(format in docs\/ipam\.md, 'Outside Azure: the pool file'\)\n$/,
       );
       expect(existsSync(join(dir, "x.sock"))).to.equal(false);
     });

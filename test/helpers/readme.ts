@@ -1,10 +1,11 @@
-// The README's commands, run verbatim. Every command line of the README's ```sh blocks runs in some
-// test exactly as printed, through `sh -c`, with only the environment a root login shell has; where
-// this machine differs from the user's, the test arranges the machine (a private mount namespace, see
-// MachineOptions in dockerd.ts), never the command. test/unit/readme-commands.test.ts checks that
-// every README command has such a test.
+// The documentation's commands, run verbatim. Every command line of the ```sh blocks of README.md and
+// of every docs/*.md runs in some test exactly as printed, through `sh -c`, with only the environment a
+// root login shell has; where this machine differs from the user's, the test arranges the machine (a
+// private mount namespace, see MachineOptions in dockerd.ts), never the command. A command is its
+// text: the same line in two files is one command. test/unit/readme-commands.test.ts checks that every
+// documented command has such a test.
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,6 +14,29 @@ import { killPid, pidAlive, pollUntil, run, type RunResult } from "./run.js";
 
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 export const README = join(REPO, "README.md");
+export const DOCS = join(REPO, "docs");
+
+/** The files whose ```sh blocks users run: README.md and every docs/*.md, as paths from the repository. */
+export function documentationFiles(): string[] {
+  const docs = readdirSync(DOCS)
+    .filter((name) => name.endsWith(".md"))
+    .sort()
+    .map((name) => `docs/${name}`);
+  return ["README.md", ...docs];
+}
+
+/** Every documented command, with the files that show it (a command is its text). */
+export function documentedCommands(): Map<string, string[]> {
+  const commands = new Map<string, string[]>();
+  for (const file of documentationFiles()) {
+    for (const command of readmeShellCommands(readFileSync(join(REPO, file), "utf8"))) {
+      const files = commands.get(command) ?? [];
+      if (!files.includes(file)) files.push(file);
+      commands.set(command, files);
+    }
+  }
+  return commands;
+}
 
 /** What a root login shell on Debian has, and nothing else: no DOCKER_*, no test variables. */
 export const USER_ENV: Readonly<Record<string, string>> = {
@@ -60,15 +84,16 @@ export function stripComment(line: string): string {
   return line;
 }
 
-/** Throws unless `text` is one of the README's commands, character for character. */
+/** Throws unless `text` is a command of README.md's or a docs/*.md's sh blocks, character for character. */
 export function assertReadmeCommand(text: string): void {
-  const commands = readmeShellCommands(readFileSync(README, "utf8"));
-  if (!commands.includes(text)) {
-    throw new Error(`not a command of README.md's sh blocks (verbatim): ${JSON.stringify(text)}`);
+  if (!documentedCommands().has(text)) {
+    throw new Error(
+      `not a command of the sh blocks of README.md or docs/*.md (verbatim): ${JSON.stringify(text)}`,
+    );
   }
 }
 
-/** Where a README command runs: namespaces to enter and the folder it starts in. */
+/** Where a documented command runs: namespaces to enter and the folder it starts in. */
 export type Machine = {
   /** `/run/netns/...` to enter; default: this process's (the host's) network namespace. */
   netnsPath?: string;
@@ -110,9 +135,9 @@ function argv(text: string, machine: Machine): string[] {
 }
 
 /**
- * Runs a README command verbatim on `machine` and returns its result (a non-zero exit is data).
- * Throws first if `text` is not exactly a README command. {@link machineCommand} runs other setup
- * commands the same way.
+ * Runs a documented command (README.md or docs/*.md) verbatim on `machine` and returns its result (a
+ * non-zero exit is data). Throws first if `text` is not exactly such a command. {@link machineCommand}
+ * runs other setup commands the same way.
  */
 export function readmeCommand(text: string, machine: Machine, timeoutMs = 120_000): Promise<RunResult> {
   assertReadmeCommand(text);
@@ -126,7 +151,7 @@ export function machineCommand(text: string, machine: Machine, timeoutMs = 120_0
   return run(file!, args, { timeoutMs, env: { ...USER_ENV } });
 }
 
-/** A long-running README command (the plugin itself) started by {@link spawnReadmeCommand}. */
+/** A long-running documented command (the plugin itself) started by {@link spawnReadmeCommand}. */
 export type SpawnedCommand = {
   child: ChildProcess;
   /** Everything it wrote so far (stdout and stderr). */
@@ -136,7 +161,7 @@ export type SpawnedCommand = {
 };
 
 /**
- * Starts a README command that does not end (`npm start`) in its own process group, its output going to
+ * Starts a documented command that does not end (`npm start`) in its own process group, its output going to
  * `logFile`. Stop it with {@link SpawnedCommand.stop}, also on failure.
  */
 export function spawnReadmeCommand(text: string, machine: Machine, logFile: string): SpawnedCommand {

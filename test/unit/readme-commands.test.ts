@@ -1,14 +1,16 @@
 /**
- * The rule of the test suite: every command the README shows in its ```sh blocks runs verbatim in some
- * test, through readmeCommand/spawnReadmeCommand (test/helpers/readme.ts), with only what a user has.
- * This finds those calls in the test sources with the TypeScript parser and names every README command
- * that no test runs, and every call whose text the README does not have. No root needed.
+ * The rule of the test suite: every command that README.md or a docs/*.md shows in its ```sh blocks runs
+ * verbatim in some test, through readmeCommand/spawnReadmeCommand (test/helpers/readme.ts), with only
+ * what a user has. A command is its text, whichever file shows it, so moving one between files needs
+ * no test change. This finds those calls in the test sources with the TypeScript parser and names every
+ * documented command that no test runs, and every call whose text no documentation file has. No root
+ * needed.
  */
 import { expect } from "chai";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import ts from "typescript";
-import { README, REPO, readmeShellCommands, stripComment } from "../helpers/readme.js";
+import { documentationFiles, documentedCommands, REPO, stripComment } from "../helpers/readme.js";
 
 /**
  * Functions that run a README command: the helpers, and a test's own wrappers named readmeOn<Machine>,
@@ -17,8 +19,8 @@ import { README, REPO, readmeShellCommands, stripComment } from "../helpers/read
 const RUNNER = /^(readmeCommand|spawnReadmeCommand|readmeOn[A-Z]\w*)$/;
 
 /**
- * README commands that no test runs, each with the reason. Keep this short: a command that a test can
- * run on an arranged machine belongs in a test instead.
+ * Documented commands that no test runs, each with the reason. Keep this short: a command that a test
+ * can run on an arranged machine belongs in a test instead.
  */
 const NOT_RUN_BY_A_TEST: Readonly<Record<string, string>> = {
   "bash test/run-all.sh":
@@ -26,6 +28,13 @@ const NOT_RUN_BY_A_TEST: Readonly<Record<string, string>> = {
   [`journalctl -u docker | grep "plugin=$(docker plugin inspect -f '{{.Id}}' azure:latest)"`]:
     "dockerd's log reaches journald only when systemd runs dockerd; the test's dockerd logs to a file, " +
     "where the managed-plugin test greps the same plugin=<id> tag",
+  ...Object.fromEntries(
+    ["datapath", "control", "scale", "ipam", "arm", "all"].map((name) => [
+      `npm run bench -- ${name}`,
+      "a benchmark (docs/benchmarks.md): it runs for minutes on the emulated VNet and writes its " +
+        "measurements into docs/benchmarks.md; benchmarks are not part of CI and no test asserts on a time",
+    ]),
+  ),
 };
 
 function testSources(dir: string): string[] {
@@ -64,7 +73,7 @@ function passesThroughParameter(argument: ts.Expression, call: ts.Node): boolean
   return false;
 }
 
-/** Every call of a README runner in the test sources, with its first argument if that is a literal. */
+/** Every call of a command runner in the test sources, with its first argument if that is a literal. */
 function runnerCalls(): Call[] {
   const calls: Call[] = [];
   for (const file of testSources(join(REPO, "test"))) {
@@ -91,11 +100,20 @@ function runnerCalls(): Call[] {
   return calls;
 }
 
-describe("README: every command in its sh blocks runs verbatim in a test", function () {
-  const commands = readmeShellCommands(readFileSync(README, "utf8"));
+describe("README.md and docs/*.md: every command in their sh blocks runs verbatim in a test", function () {
+  const documented = documentedCommands();
+  const commands = [...documented.keys()];
   const calls = runnerCalls();
+  const shownIn = (command: string) => `${JSON.stringify(command)} (${documented.get(command)!.join(", ")})`;
 
-  it("finds the README's commands (the extraction works)", () => {
+  it("reads README.md and every docs/*.md", () => {
+    const files = documentationFiles();
+    expect(files[0]).to.equal("README.md");
+    expect(files).to.include.members(["docs/installing.md", "docs/troubleshooting.md"]);
+    expect(files.every((file) => file === "README.md" || /^docs\/[^/]+\.md$/.test(file))).to.equal(true);
+  });
+
+  it("finds the documented commands (the extraction works)", () => {
     expect(commands).to.include(
       "packaging/build-plugin.sh --name registry.example.com/azure-vnet:0.1.0 --push",
     );
@@ -111,27 +129,29 @@ describe("README: every command in its sh blocks runs verbatim in a test", funct
     expect(stripComment(`grep "plugin=$(x -f '{{.Id}}' y)"`)).to.equal(`grep "plugin=$(x -f '{{.Id}}' y)"`);
   });
 
-  it("every runner call passes a literal README command", () => {
+  it("every runner call passes a literal documented command", () => {
     const bad = calls
-      .filter((call) => call.text === undefined || !commands.includes(call.text))
+      .filter((call) => call.text === undefined || !documented.has(call.text))
       .map(
         (call) => `${call.where}: ${call.text === undefined ? "(not a literal)" : JSON.stringify(call.text)}`,
       );
-    expect(bad, "calls whose text is not verbatim in README.md's sh blocks").to.deep.equal([]);
-  });
-
-  it("every README command is run by a test or listed, with its reason, as not runnable here", () => {
-    const run = new Set(calls.map((call) => call.text));
-    const missing = [...new Set(commands)].filter(
-      (command) => !run.has(command) && !(command in NOT_RUN_BY_A_TEST),
+    expect(bad, "calls whose text is not verbatim in the sh blocks of README.md or docs/*.md").to.deep.equal(
+      [],
     );
-    expect(missing, "README commands no test runs verbatim (readmeCommand)").to.deep.equal([]);
   });
 
-  it("the exception list names only README commands that no test runs", () => {
+  it("every documented command is run by a test or listed, with its reason, as not runnable here", () => {
+    const run = new Set(calls.map((call) => call.text));
+    const missing = commands
+      .filter((command) => !run.has(command) && !(command in NOT_RUN_BY_A_TEST))
+      .map(shownIn);
+    expect(missing, "documented commands no test runs verbatim (readmeCommand)").to.deep.equal([]);
+  });
+
+  it("the exception list names only documented commands that no test runs", () => {
     const run = new Set(calls.map((call) => call.text));
     for (const command of Object.keys(NOT_RUN_BY_A_TEST)) {
-      expect(commands, "an exception for a command the README no longer has").to.include(command);
+      expect(commands, "an exception for a command no documentation file has any more").to.include(command);
       expect(run.has(command), `${command} is run by a test: drop its exception`).to.equal(false);
     }
   });

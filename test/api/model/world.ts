@@ -40,7 +40,7 @@ export const NICS: ModelNic[] = [
 ];
 
 export const PREFIX_LENGTH = 24;
-/** What RequestPool answers for an IPv4 pool requested without --subnet (README, "Networks created without --subnet"). */
+/** What RequestPool answers for an IPv4 pool requested without --subnet (docs/ipam.md, "Networks created without --subnet"). */
 export const ANY_POOL = "0.0.0.0/0";
 export const AZURE_ADDRESS_SPACE = "azure-local";
 /** Docker's own default IPAM's address space: a network built with it is not an azure network. */
