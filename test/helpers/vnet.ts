@@ -4,6 +4,15 @@ import { spawn } from "node:child_process";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import {
+  firstHost,
+  formatIp,
+  parseIp,
+  parsePrefix,
+  prefixContains,
+  type IpAddress,
+  type IpPrefix,
+} from "../../lib/ip.js";
 import { killPid, pollUntil, run, runOk } from "./run.js";
 import type { RunResult } from "./run.js";
 
@@ -146,34 +155,37 @@ const INET = "inet";
 const ONPREM = "onprem";
 const RESERVED_HOSTS = new Set([FABRIC, INET, ONPREM]);
 
-function ipToInt(ip: string): number {
-  const parts = ip.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
-    throw new Error(`not an IPv4 address: ${JSON.stringify(ip)}`);
-  }
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+/**
+ * `ip` parsed; throws unless it is an IPv4 address in canonical form (the harness compares addresses
+ * as strings, and iproute2 would read leading zeros differently).
+ */
+function requireIpv4(ip: string): IpAddress {
+  const address = parseIp(ip);
+  if (address?.family !== 4) throw new Error(`not an IPv4 address: ${JSON.stringify(ip)}`);
+  return address;
 }
 
-function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-}
-
-function parseCidr(cidr: string): { base: number; prefixLength: number } {
-  const [ip, len] = cidr.split("/");
-  const prefixLength = Number(len);
-  if (ip === undefined || !Number.isInteger(prefixLength) || prefixLength < 8 || prefixLength > 30) {
+/** An IPv4 subnet with a prefix length of 8..30 and no host bits set. */
+function parseCidr(cidr: string): IpPrefix {
+  const prefix = parsePrefix(cidr, false);
+  if (prefix?.family !== 4 || prefix.length < 8 || prefix.length > 30) {
     throw new Error(`not an IPv4 subnet (prefix 8..30): ${JSON.stringify(cidr)}`);
   }
-  const size = 2 ** (32 - prefixLength);
-  const base = ipToInt(ip);
-  if (base % size !== 0) throw new Error(`${cidr} has host bits set`);
-  return { base, prefixLength };
+  if (parsePrefix(cidr) === undefined) throw new Error(`${cidr} has host bits set`);
+  return prefix;
 }
 
-function inSubnet(ip: string, subnet: { base: number; prefixLength: number }): boolean {
-  const size = 2 ** (32 - subnet.prefixLength);
-  const n = ipToInt(ip);
-  return n > subnet.base && n < subnet.base + size - 1;
+/** Whether `ip` is a host address of `subnet`: in it, and neither its network nor its broadcast address. */
+function inSubnet(ip: string, subnet: IpPrefix): boolean {
+  const address = requireIpv4(ip);
+  return prefixContains(subnet, address) && address.value !== subnet.first && address.value !== subnet.last;
+}
+
+/** Where default public addresses come from: 198.51.100.<last octet of the VM's primary>. */
+const DEFAULT_PUBLIC_NET = parsePrefix("198.51.100.0/24")!;
+
+function defaultPublicIp(primary: string): string {
+  return formatIp(DEFAULT_PUBLIC_NET.network + (requireIpv4(primary).value & 0xffn), 4);
 }
 
 /**
@@ -331,7 +343,7 @@ export class Vnet {
         this.publicIps.delete(privateIp);
       }
       if (publicIp !== undefined) {
-        ipToInt(publicIp);
+        requireIpv4(publicIp);
         for (const [table, chain, ...rule] of rules(publicIp))
           await this.fabricIptables(["-t", table!, "-I", chain!, "1", ...rule]);
         this.publicIps.set(privateIp, publicIp);
@@ -349,7 +361,7 @@ export class Vnet {
    * must share the test's memory, such as the ARM stand-in). Resolves once the fabric end listens.
    */
   async serveInFabric(ip: string, port: number, socketPath: string): Promise<void> {
-    ipToInt(ip);
+    requireIpv4(ip);
     await runOk("ip", ["-n", this.nsName(FABRIC), "addr", "replace", `${ip}/32`, "dev", "lo"]);
     const child = this.spawnIn(
       FABRIC,
@@ -554,7 +566,7 @@ export class Vnet {
     await runOk("ip", ["-n", fab, "addr", "add", `${IMDS_IP}/32`, "dev", "lo"]);
     await runOk("ip", ["-n", fab, "addr", "add", `${WIRESERVER_IP}/32`, "dev", "lo"]);
 
-    const prefixLength = parseCidr(this.subnet).prefixLength;
+    const prefixLength = parseCidr(this.subnet).length;
     for (const vm of this.vmInfo.values()) {
       const vmNs = this.nsName(vm.name);
       // Created inside the fabric with the peer sent straight to the VM: no link ever exists in the
@@ -725,7 +737,7 @@ export async function createVnet(options: VnetOptions): Promise<Vnet> {
   }
   const subnet = options.subnet ?? "10.1.0.0/24";
   const parsed = parseCidr(subnet);
-  const gateway = options.gateway ?? intToIp(parsed.base + 1);
+  const gateway = options.gateway ?? firstHost(parsed).text;
   const mtu = options.mtu ?? 1500;
   if (!Number.isInteger(mtu) || mtu < 576 || mtu > 9000) throw new Error(`mtu ${mtu} out of range 576..9000`);
   if (!inSubnet(gateway, parsed)) throw new Error(`gateway ${gateway} is not in ${subnet}`);
@@ -745,15 +757,15 @@ export async function createVnet(options: VnetOptions): Promise<Vnet> {
       if (seen.has(ip)) throw new Error(`VM ${spec.name}: ${ip} is used twice`);
       seen.add(ip);
     }
-    const publicIp = spec.publicIp ?? `198.51.100.${ipToInt(spec.primary) & 255}`;
-    ipToInt(publicIp);
+    const publicIp = spec.publicIp ?? defaultPublicIp(spec.primary);
+    requireIpv4(publicIp);
     return {
       name: spec.name,
       mac: spec.mac.toLowerCase(),
       primary: spec.primary,
       secondaries: [...secondaries],
       publicIp,
-      prefixLength: parsed.prefixLength,
+      prefixLength: parsed.length,
       gateway,
       fabricPort: `p-${spec.name}`,
     };

@@ -3,6 +3,7 @@
  * as the model sees them, and the small sets of ids, addresses, subnets and ranges that commands pick
  * from. Small sets make repeats, collisions and unknown ids common.
  */
+import { Address4 } from "ip-address";
 import { ETH0_MAC, ETH1_MAC } from "../../helpers/fake-host.js";
 
 /** A NIC as the model knows it: every subnet here is a /24. */
@@ -94,10 +95,10 @@ export function nicOfAddress(address: string): ModelNic | undefined {
   return NICS.find((nic) => inSubnet(address, nic.subnet));
 }
 
-/** Whether an IPv4 address lies in one of the world's /24 subnets. */
+/**
+ * Whether an IPv4 address lies in one of the world's subnets. Straight from `ip-address`, not through
+ * lib/ip.ts, so the model does not share the code it checks.
+ */
 export function inSubnet(address: string, subnet: string): boolean {
-  return (
-    subnet.endsWith("/24") &&
-    address.split(".").slice(0, 3).join(".") === subnet.split(".").slice(0, 3).join(".")
-  );
+  return Address4.isValid(address) && new Address4(address).isInSubnet(new Address4(subnet));
 }
