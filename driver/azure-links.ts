@@ -9,6 +9,7 @@ import { PluginError, RetryLaterError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
 import { SerialQueue } from "../lib/serial-queue.js";
+import { shortId } from "../lib/short-id.js";
 import type { StateFile } from "../lib/state-file.js";
 import type { AzureLinks } from "./driver-state.js";
 
@@ -107,7 +108,7 @@ export class AzureLinker {
     if (wanted.publicIp && !wanted.publicIpId) {
       const created = wanted.publicIp === "create";
       const publicIp = created
-        ? await this.editor.createPublicIp(`${PUBLIC_IP_NAME_PREFIX}${endpointId.slice(0, 12)}`)
+        ? await this.editor.createPublicIp(`${PUBLIC_IP_NAME_PREFIX}${shortId(endpointId)}`)
         : await this.editor.publicIp(wanted.publicIp);
       // Recorded before it is linked, so a crash or a removal in between still deletes what was created.
       await this.updateLinks(endpointId, {

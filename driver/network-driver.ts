@@ -14,6 +14,7 @@ import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../lib/request-fields.js";
 import { SerialQueue } from "../lib/serial-queue.js";
+import { shortId } from "../lib/short-id.js";
 import type { StateFile } from "../lib/state-file.js";
 import { AzureLinker, type LinkEditor } from "./azure-links.js";
 import { bridgeDataPath } from "./bridge.js";
@@ -27,7 +28,7 @@ import type {
   NetworkRecord,
   PendingUnlink,
 } from "./driver-state.js";
-import { containerMac, hostVethName } from "./names.js";
+import { containerMac, hostVethName, vethNetworkPart } from "./names.js";
 import { dockerId, parseCreateNetwork, parseEndpointLinks } from "./network-options.js";
 import {
   deleteNetworkRules,
@@ -96,11 +97,11 @@ export class NetworkDriver {
       checkNicModes(Object.values(state.networks), network);
       checkSharedNat(Object.values(state.networks), network);
       const clash = Object.values(state.networks).find(
-        (n) => n.id !== network.id && n.id.slice(0, 5) === network.id.slice(0, 5),
+        (n) => n.id !== network.id && vethNetworkPart(n.id) === vethNetworkPart(network.id),
       );
       if (clash) {
         throw new ConflictError(
-          `network ${network.id.slice(0, 12)} shares its interface prefix with network ${clash.id.slice(0, 12)}`,
+          `network ${shortId(network.id)} shares its interface prefix with network ${shortId(clash.id)}`,
           {
             hint: "remove this network and create it again (it will get another id)",
           },
@@ -179,7 +180,7 @@ export class NetworkDriver {
       const existing = this.deps.state.current.driver.endpoints[endpointId];
       if (existing && existing.address !== address.address) {
         throw new ConflictError(
-          `endpoint ${endpointId.slice(0, 12)} already exists with address ${existing.address}`,
+          `endpoint ${shortId(endpointId)} already exists with address ${existing.address}`,
         );
       }
       this.checkAddressSource(network, endpointId, address.address);
@@ -432,13 +433,13 @@ export class NetworkDriver {
     }
     if (reservation.macAddress !== network.macAddress) {
       throw new ConflictError(
-        `endpoint address ${address} is a secondary IP of NIC ${reservation.macAddress}, but network ${network.id.slice(0, 12)} is on ${network.interfaceName}`,
+        `endpoint address ${address} is a secondary IP of NIC ${reservation.macAddress}, but network ${shortId(network.id)} is on ${network.interfaceName}`,
         { hint: `create the network with --ipam-opt interface=${network.interfaceName}` },
       );
     }
     if (reservation.endpointId !== undefined && reservation.endpointId !== endpointId) {
       throw new ConflictError(
-        `endpoint address ${address} is held by endpoint ${reservation.endpointId.slice(0, 12)}`,
+        `endpoint address ${address} is held by endpoint ${shortId(reservation.endpointId)}`,
         { hint: "remove that container first, or let the IPAM driver choose an address" },
       );
     }
@@ -447,7 +448,7 @@ export class NetworkDriver {
   private async undoNetwork(network: NetworkRecord): Promise<void> {
     const state = this.deps.state.current.driver;
     const dataPath = this.dataPath(network.mode);
-    await keepGoing(`removing network ${network.id.slice(0, 12)}`, [
+    await keepGoing(`removing network ${shortId(network.id)}`, [
       () => deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network)),
       () => dataPath.teardownNetwork(this.deps.host, network, state),
     ]);
@@ -460,7 +461,7 @@ export class NetworkDriver {
   private network(id: string): NetworkRecord {
     const network = this.deps.state.current.driver.networks[id];
     if (!network) {
-      throw new NotFoundError(`network ${id.slice(0, 12)} is not known to the azure plugin`, {
+      throw new NotFoundError(`network ${shortId(id)} is not known to the azure plugin`, {
         hint: "its record was lost; remove the network and create it again",
       });
     }
@@ -470,7 +471,7 @@ export class NetworkDriver {
   private endpoint(id: string): EndpointRecord {
     const endpoint = this.deps.state.current.driver.endpoints[id];
     if (!endpoint)
-      throw new NotFoundError(`endpoint ${id.slice(0, 12)} is not known to the azure plugin`, {
+      throw new NotFoundError(`endpoint ${shortId(id)} is not known to the azure plugin`, {
         hint: "restart the container",
       });
     return endpoint;
@@ -507,7 +508,7 @@ function checkVethName(driver: DriverState, network: NetworkRecord, endpointId: 
   );
   if (twin) {
     throw new ConflictError(
-      `endpoint ${endpointId.slice(0, 12)} would get interface ${name}, which endpoint ${twin.id.slice(0, 12)} has`,
+      `endpoint ${shortId(endpointId)} would get interface ${name}, which endpoint ${shortId(twin.id)} has`,
       { hint: "start the container again: it gets a new endpoint id" },
     );
   }
@@ -529,7 +530,7 @@ function checkSharedNat(networks: NetworkRecord[], network: NetworkRecord): void
   );
   if (other) {
     throw new ConflictError(
-      `network ${other.id.slice(0, 12)} on ${network.interfaceName} (${network.subnet}) has -o vnet-ranges=${other.vnetRanges.join(",")}`,
+      `network ${shortId(other.id)} on ${network.interfaceName} (${network.subnet}) has -o vnet-ranges=${other.vnetRanges.join(",")}`,
       {
         hint: "networks on one NIC subnet share outbound NAT; give this one the same -o vnet-ranges, or use another NIC",
       },
@@ -544,7 +545,7 @@ function checkNicModes(networks: NetworkRecord[], network: NetworkRecord): void 
   );
   if (other) {
     throw new ConflictError(
-      `${network.interfaceName} already carries ${other.mode} network ${other.id.slice(0, 12)}`,
+      `${network.interfaceName} already carries ${other.mode} network ${shortId(other.id)}`,
       {
         hint: `a NIC serves one mode at a time; use -o mode=${other.mode} or remove that network first`,
       },

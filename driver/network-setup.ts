@@ -10,6 +10,7 @@ import { keepGoing } from "../lib/keep-going.js";
 import type { DriverState, NetworkRecord } from "./driver-state.js";
 import type { Table } from "../lib/host-net/iptables.js";
 import { forwardChainName, isolationChainName, natChainName, ruleComment } from "./names.js";
+import { shortId } from "../lib/short-id.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
 export const AZURE_DNS = "168.63.129.16/32";
@@ -141,7 +142,7 @@ export async function deleteNetworkRules(
   network: NetworkRecord,
   path: TrafficPath,
 ): Promise<void> {
-  await keepGoing(`removing the rules of network ${network.id.slice(0, 12)}`, [
+  await keepGoing(`removing the rules of network ${shortId(network.id)}`, [
     ...networkJumps(network, path).map(
       (jump) => () => host.deleteJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id)),
     ),

@@ -8,11 +8,23 @@ import type { HostNetwork } from "../lib/host-net/host-network.js";
 import type { Table } from "../lib/host-net/iptables.js";
 import type { Logger } from "../lib/logger.js";
 import type { PluginState } from "../plugin/plugin-state.js";
+import { shortId } from "../lib/short-id.js";
 import type { StateFile } from "../lib/state-file.js";
-import { BRIDGE_PREFIX, bridgeName, teardownNicBridge } from "./bridge.js";
+import { teardownNicBridge } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
 import type { NetworkMode } from "./driver-state.js";
-import { forwardChainName, hostVethName, isolationChainName, natChainName } from "./names.js";
+import {
+  bridgeName,
+  bridgeNic,
+  FORWARD_CHAIN_PREFIX,
+  forwardChainName,
+  hostVethName,
+  ISOLATION_CHAIN_PREFIX,
+  isolationChainName,
+  isVethName,
+  NAT_CHAIN_PREFIX,
+  natChainName,
+} from "./names.js";
 import { enableForwarding, ensureNetworkRules } from "./network-setup.js";
 
 export type RestoreReport = {
@@ -25,9 +37,6 @@ export type RestoreReport = {
   /** Links and chains of ours that no record explains, now removed. */
   leftovers: string[];
 };
-
-/** Our veth names: `az`/`ac` + 5 hex of the network + 8 hex of the endpoint. */
-const VETH_NAME = /^a[zc][0-9a-f]{13}$/;
 
 export async function restoreDataPath(
   host: HostNetwork,
@@ -58,7 +67,7 @@ export async function restoreDataPath(
 
   for (const network of Object.values(driver.networks)) {
     const dataPath = dataPathFor(network.mode);
-    await attempt(`network ${network.id.slice(0, 12)}`, async () => {
+    await attempt(`network ${shortId(network.id)}`, async () => {
       await enableForwarding(host);
       await dataPath.setupNetwork(host, network, driver);
       await ensureNetworkRules(host, network, dataPath.trafficPath(network), driver);
@@ -73,7 +82,7 @@ export async function restoreDataPath(
       endpoint.hostInterface = undefined;
       continue;
     }
-    await attempt(`endpoint ${endpoint.id.slice(0, 12)}`, () =>
+    await attempt(`endpoint ${shortId(endpoint.id)}`, () =>
       dataPathFor(network.mode).repairEndpoint(host, network, endpoint, driver),
     );
     report.repaired.push(endpoint.id);
@@ -111,27 +120,27 @@ async function removeLeftovers(
     networks.filter((n) => n.mode === "bridge").map((n) => bridgeName(n.interfaceName)),
   );
   for (const name of await host.listLinkNames()) {
-    if (VETH_NAME.test(name) && !expectedVeths.has(name)) {
+    const nic = bridgeNic(name);
+    if (isVethName(name) && !expectedVeths.has(name)) {
       await host.deleteLink(name);
       report.leftovers.push(name);
-    } else if (name.startsWith(BRIDGE_PREFIX) && !bridgedNics.has(name)) {
-      // Bridge names carry the NIC's name (cut at 15 characters; NIC names are short in practice).
-      await teardownNicBridge(host, name.slice(BRIDGE_PREFIX.length));
+    } else if (nic !== undefined && !bridgedNics.has(name)) {
+      await teardownNicBridge(host, nic);
       report.leftovers.push(name);
     }
   }
   const chains: [table: Table, from: string, prefix: string, expected: Set<string>][] = [
-    ["filter", "FORWARD", "AZV-FWD-", new Set(networks.map((n) => forwardChainName(n.id)))],
+    ["filter", "FORWARD", FORWARD_CHAIN_PREFIX, new Set(networks.map((n) => forwardChainName(n.id)))],
     [
       "mangle",
       "FORWARD",
-      "AZV-ISO-",
+      ISOLATION_CHAIN_PREFIX,
       new Set(networks.filter((n) => n.internal).map((n) => isolationChainName(n.id))),
     ],
     [
       "nat",
       "POSTROUTING",
-      "AZV-NAT-",
+      NAT_CHAIN_PREFIX,
       new Set(networks.filter((n) => !n.internal).map((n) => natChainName(n.id))),
     ],
   ];
