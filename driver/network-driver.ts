@@ -5,17 +5,16 @@
  */
 import type { Inventory, Nic, Subnet } from "../ipam-driver/inventory.js";
 import { normalizeMac } from "../lib/mac.js";
-import { bindPool, findReservation, recordEndpointOwner, unboundPools } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains } from "../lib/ip.js";
 import { ConflictError, InvalidParameterError, NotFoundError, UnavailableError } from "../lib/errors.js";
 import type { HostNetwork } from "../lib/host-net/host-network.js";
 import { keepGoing } from "../lib/keep-going.js";
 import type { Logger } from "../lib/logger.js";
-import type { PluginState } from "../plugin/plugin-state.js";
 import type { RequestBody } from "../lib/request-fields.js";
 import { SerialQueue } from "../lib/serial-queue.js";
 import { shortId } from "../lib/short-id.js";
-import type { StateFile } from "../lib/state-file.js";
+import type { StateField, StateSection } from "../lib/state-section.js";
+import type { AddressBook, PoolView } from "./address-book.js";
 import { AzureLinker, type LinkEditor } from "./azure-links.js";
 import { bridgeDataPath } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
@@ -44,7 +43,12 @@ import type {
 } from "./types.js";
 
 export type NetworkDriverDeps = {
-  state: StateFile<PluginState>;
+  /** The network driver's own records. */
+  state: StateSection<DriverState>;
+  /** The kernel boot the recorded host changes were made in (see restore.ts). */
+  bootId: StateField<string | undefined>;
+  /** The IPAM driver's pools and reservations, as far as networks and endpoints need them. */
+  addresses: AddressBook;
   host: HostNetwork;
   logger: Logger;
   /** The NIC inventory the IPAM driver keeps current. */
@@ -56,7 +60,7 @@ export type NetworkDriverDeps = {
 };
 
 type Empty = Record<string, never>;
-type ChosenNic = { nic: Nic; subnet: Subnet; poolId?: string | undefined };
+type ChosenNic = { nic: Nic; subnet: Subnet; pool: PoolView | undefined };
 
 export class NetworkDriver {
   private readonly queue = new SerialQueue();
@@ -78,7 +82,13 @@ export class NetworkDriver {
   /** At start, before serving: re-verifies the host against the records (see restore.ts). */
   restore(): Promise<RestoreReport> {
     return this.queue.run(() =>
-      restoreDataPath(this.deps.host, this.deps.state, (mode) => this.dataPath(mode), this.deps.logger),
+      restoreDataPath(
+        this.deps.host,
+        this.deps.state,
+        this.deps.bootId,
+        (mode) => this.dataPath(mode),
+        this.deps.logger,
+      ),
     );
   }
 
@@ -89,7 +99,7 @@ export class NetworkDriver {
   createNetwork(body: RequestBody): Promise<Empty> {
     const request = parseCreateNetwork(body);
     return this.queue.run(async () => {
-      const state = this.deps.state.current.driver;
+      const state = this.deps.state.current;
       const existing = state.networks[request.networkId];
       const chosen = existing ? undefined : this.chooseNic(request);
       const network = existing ?? this.newNetworkRecord(request, chosen!);
@@ -111,10 +121,7 @@ export class NetworkDriver {
         await enableForwarding(this.deps.host);
         await dataPath.setupNetwork(this.deps.host, network, state);
         await ensureNetworkRules(this.deps.host, network, dataPath.trafficPath(network), state);
-        await this.deps.state.update((draft) => {
-          draft.driver.networks[network.id] = network;
-          if (chosen?.poolId) bindPool(draft.ipam, chosen.poolId, network.id);
-        });
+        await this.recordNetwork(network, chosen?.pool);
       } catch (error) {
         if (!existing) await this.undoNetwork(network);
         throw error;
@@ -132,7 +139,7 @@ export class NetworkDriver {
   deleteNetwork(body: RequestBody): Promise<Empty> {
     const networkId = dockerId(body, "NetworkID");
     return this.queue.run(async () => {
-      const state = this.deps.state.current.driver;
+      const state = this.deps.state.current;
       const network = state.networks[networkId];
       if (!network) return {};
       const dataPath = this.dataPath(network.mode);
@@ -142,9 +149,9 @@ export class NetworkDriver {
       }
       await this.undoNetwork(network);
       const linked = await this.deps.state.update((draft) => {
-        const removed = Object.values(draft.driver.endpoints).filter((e) => e.networkId === networkId);
-        for (const endpoint of removed) forgetEndpoint(draft.driver, endpoint, network);
-        delete draft.driver.networks[networkId];
+        const removed = Object.values(draft.endpoints).filter((e) => e.networkId === networkId);
+        for (const endpoint of removed) forgetEndpoint(draft, endpoint, network);
+        delete draft.networks[networkId];
         return removed.filter((e) => e.azure);
       });
       // Other networks on the subnet stop exempting these addresses from outbound NAT.
@@ -177,14 +184,14 @@ export class NetworkDriver {
           },
         );
       }
-      const existing = this.deps.state.current.driver.endpoints[endpointId];
+      const existing = this.deps.state.current.endpoints[endpointId];
       if (existing && existing.address !== address.address) {
         throw new ConflictError(
           `endpoint ${shortId(endpointId)} already exists with address ${existing.address}`,
         );
       }
       this.checkAddressSource(network, endpointId, address.address);
-      if (!existing) checkVethName(this.deps.state.current.driver, network, endpointId);
+      if (!existing) checkVethName(this.deps.state.current, network, endpointId);
       const macAddress = existing?.macAddress ?? requestedMac ?? containerMac(address.address);
       if (!existing) {
         const endpoint: EndpointRecord = {
@@ -199,10 +206,7 @@ export class NetworkDriver {
             : {}),
           createdAt: this.now().toISOString(),
         };
-        await this.deps.state.update((draft) => {
-          draft.driver.endpoints[endpointId] = endpoint;
-          recordEndpointOwner(draft.ipam, endpoint.address, endpointId);
-        });
+        await this.recordEndpoint(endpoint);
         // Azure can take minutes; the container starts meanwhile and the link follows.
         if (links) void this.linker?.link(endpointId);
       }
@@ -237,13 +241,13 @@ export class NetworkDriver {
     const networkId = dockerId(body, "NetworkID");
     const endpointId = dockerId(body, "EndpointID");
     return this.queue.run(async () => {
-      const state = this.deps.state.current.driver;
+      const state = this.deps.state.current;
       const endpoint = state.endpoints[endpointId];
       const network = state.networks[networkId];
       if (!endpoint) return {};
       if (network)
         await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
-      await this.deps.state.update((draft) => forgetEndpoint(draft.driver, endpoint, network));
+      await this.deps.state.update((draft) => forgetEndpoint(draft, endpoint, network));
       if (endpoint.azure?.publicIpId && network) await this.refreshSubnetNat(network);
       if (endpoint.azure) void this.linker?.unlink(endpointId);
       return {};
@@ -257,7 +261,7 @@ export class NetworkDriver {
       const network = this.network(networkId);
       const endpoint = this.endpoint(endpointId);
       const dataPath = this.dataPath(network.mode);
-      const state = this.deps.state.current.driver;
+      const state = this.deps.state.current;
       const { hostEnd, containerEnd } = await dataPath.setupEndpoint(
         this.deps.host,
         network,
@@ -266,7 +270,7 @@ export class NetworkDriver {
       );
       try {
         await this.deps.state.update((draft) => {
-          draft.driver.endpoints[endpointId]!.hostInterface = hostEnd;
+          draft.endpoints[endpointId]!.hostInterface = hostEnd;
         });
       } catch (error) {
         await dataPath.teardownEndpoint(this.deps.host, network, endpoint, state).catch(() => undefined);
@@ -285,13 +289,13 @@ export class NetworkDriver {
     const networkId = dockerId(body, "NetworkID");
     const endpointId = dockerId(body, "EndpointID");
     return this.queue.run(async () => {
-      const state = this.deps.state.current.driver;
+      const state = this.deps.state.current;
       const network = state.networks[networkId];
       const endpoint = state.endpoints[endpointId];
       if (!network || !endpoint) return {};
       await this.dataPath(network.mode).teardownEndpoint(this.deps.host, network, endpoint, state);
       await this.deps.state.update((draft) => {
-        draft.driver.endpoints[endpointId]!.hostInterface = undefined;
+        draft.endpoints[endpointId]!.hostInterface = undefined;
       });
       return {};
     });
@@ -302,7 +306,7 @@ export class NetworkDriver {
    * cleanup failed to reach the plugin); called by reconciliation, never by a request.
    */
   async removeStaleEndpoint(endpointId: string, reason: string): Promise<void> {
-    const endpoint = this.deps.state.current.driver.endpoints[endpointId];
+    const endpoint = this.deps.state.current.endpoints[endpointId];
     if (!endpoint) return;
     await this.deleteEndpoint({ NetworkID: endpoint.networkId, EndpointID: endpointId });
     this.deps.logger.warn("removed an endpoint Docker no longer has", {
@@ -314,7 +318,7 @@ export class NetworkDriver {
 
   /** Removes a network Docker no longer has, with its host changes; called by reconciliation. */
   async removeStaleNetwork(networkId: string, reason: string): Promise<void> {
-    if (!this.deps.state.current.driver.networks[networkId]) return;
+    if (!this.deps.state.current.networks[networkId]) return;
     await this.deleteNetwork({ NetworkID: networkId });
     this.deps.logger.warn("removed a network Docker no longer has", { networkId, reason });
   }
@@ -322,14 +326,14 @@ export class NetworkDriver {
   /** A container's public IP came or went: its outbound traffic keeps or loses its own address. */
   private refreshOutboundNat(networkId: string, linking: string): Promise<void> {
     return this.queue.run(async () => {
-      const network = this.deps.state.current.driver.networks[networkId];
+      const network = this.deps.state.current.networks[networkId];
       if (network) await this.refreshSubnetNat(network, linking);
     });
   }
 
   /** Rewrites the nat chain of every network on the NIC subnet of `changed` (which may be gone). */
   private async refreshSubnetNat(changed: NetworkRecord, linking?: string): Promise<void> {
-    const driver = this.deps.state.current.driver;
+    const driver = this.deps.state.current;
     for (const network of Object.values(driver.networks)) {
       if (network.subnet === changed.subnet && network.macAddress === changed.macAddress)
         await refreshNatRules(this.deps.host, network, driver, linking);
@@ -338,7 +342,7 @@ export class NetworkDriver {
 
   /** Networks, endpoints and Azure links being undone, for the operator's status view. */
   summary(): { networks: NetworkRecord[]; endpoints: EndpointRecord[]; unlinks: PendingUnlink[] } {
-    const { networks, endpoints, unlinks } = this.deps.state.current.driver;
+    const { networks, endpoints, unlinks } = this.deps.state.current;
     return {
       networks: Object.values(networks),
       endpoints: Object.values(endpoints),
@@ -386,7 +390,11 @@ export class NetworkDriver {
         hint: "create azure networks with --ipam-driver azure",
       });
     }
-    const pools = unboundPools(this.deps.state.current.ipam, request.pool, onGateway[0]!.subnet.prefix);
+    const pools = this.deps.addresses.candidatePools(
+      request.networkId,
+      request.pool,
+      onGateway[0]!.subnet.prefix,
+    );
     const withPool = onGateway.filter(({ nic }) => pools.some((p) => p.macAddress === nic.macAddress));
     const chosen = onGateway.length === 1 ? onGateway[0]! : withPool.length === 1 ? withPool[0]! : undefined;
     if (!chosen) {
@@ -412,7 +420,7 @@ export class NetworkDriver {
         hint: "check the pool source",
       });
     }
-    return { nic, subnet, poolId: pools.find((p) => p.macAddress === nic.macAddress)?.id };
+    return { nic, subnet, pool: pools.find((p) => p.macAddress === nic.macAddress) };
   }
 
   /**
@@ -421,8 +429,7 @@ export class NetworkDriver {
    * another NIC) would take over someone else's traffic or be dropped by Azure.
    */
   private checkAddressSource(network: NetworkRecord, endpointId: string, address: string): void {
-    const ipam = this.deps.state.current.ipam;
-    const reservation = findReservation(ipam, address);
+    const reservation = this.deps.addresses.reservation(address);
     if (!reservation) {
       throw new InvalidParameterError(
         `endpoint address ${address} was not handed out by the azure IPAM driver`,
@@ -445,8 +452,52 @@ export class NetworkDriver {
     }
   }
 
+  /**
+   * Binds the pool in the IPAM driver's records, then records the network in ours: two writes, in this
+   * order. A crash in between leaves a pool bound to a network without a record, which is harmless: the
+   * pool was granted for that network alone, a CreateNetwork sent again still finds it (candidatePools
+   * accepts a pool bound to the same network), and dockerd's ReleasePool removes it. The other order
+   * could leave a recorded network whose pool still looks free, and a later network on a subnet that two
+   * NICs share would see two candidate pools and be refused. If our write fails, the binding is undone.
+   */
+  private async recordNetwork(network: NetworkRecord, pool: PoolView | undefined): Promise<void> {
+    const binding = pool && pool.networkId === undefined ? pool.id : undefined;
+    if (binding) await this.deps.addresses.bindPool(binding, network.id);
+    try {
+      await this.deps.state.update((draft) => {
+        draft.networks[network.id] = network;
+      });
+    } catch (error) {
+      if (binding) await this.deps.addresses.unbindPool(binding, network.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Records the owner in the IPAM driver's reservation, then the endpoint in ours: two writes, in this
+   * order. A crash in between leaves a reservation naming an endpoint without a record, which is
+   * harmless: a CreateEndpoint sent again with that id passes, and dockerd releases the address of the
+   * endpoint it could not create (reconciliation does, if dockerd does not). The other order could leave
+   * a recorded endpoint whose address the IPAM driver shows as held by no one, which a second endpoint
+   * would then be given. If our write fails, the owner is taken back out unless it was there before.
+   */
+  private async recordEndpoint(endpoint: EndpointRecord): Promise<void> {
+    const { addresses } = this.deps;
+    const owner = addresses.reservation(endpoint.address)?.endpointId;
+    await addresses.recordEndpointOwner(endpoint.address, endpoint.id);
+    try {
+      await this.deps.state.update((draft) => {
+        draft.endpoints[endpoint.id] = endpoint;
+      });
+    } catch (error) {
+      if (owner === undefined)
+        await addresses.forgetEndpointOwner(endpoint.address, endpoint.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
   private async undoNetwork(network: NetworkRecord): Promise<void> {
-    const state = this.deps.state.current.driver;
+    const state = this.deps.state.current;
     const dataPath = this.dataPath(network.mode);
     await keepGoing(`removing network ${shortId(network.id)}`, [
       () => deleteNetworkRules(this.deps.host, network, dataPath.trafficPath(network)),
@@ -459,7 +510,7 @@ export class NetworkDriver {
   }
 
   private network(id: string): NetworkRecord {
-    const network = this.deps.state.current.driver.networks[id];
+    const network = this.deps.state.current.networks[id];
     if (!network) {
       throw new NotFoundError(`network ${shortId(id)} is not known to the azure plugin`, {
         hint: "its record was lost; remove the network and create it again",
@@ -469,7 +520,7 @@ export class NetworkDriver {
   }
 
   private endpoint(id: string): EndpointRecord {
-    const endpoint = this.deps.state.current.driver.endpoints[id];
+    const endpoint = this.deps.state.current.endpoints[id];
     if (!endpoint)
       throw new NotFoundError(`endpoint ${shortId(id)} is not known to the azure plugin`, {
         hint: "restart the container",

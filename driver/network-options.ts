@@ -2,9 +2,8 @@
  * Parsing and checking CreateNetwork and the ids of the other calls, once at the edge: `-o` options,
  * `--internal`, `--ipv6`, and the IPAM data the network is built from.
  */
-import { ANY_IPV4_POOL } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains, type IpAddress } from "../lib/ip.js";
-import { LOCAL_ADDRESS_SPACE } from "../ipam-driver/types.js";
+import { ANY_IPV4_POOL, LOCAL_ADDRESS_SPACE } from "../lib/ipam-wire.js";
 import { InvalidParameterError } from "../lib/errors.js";
 import { stringField, type RequestBody } from "../lib/request-fields.js";
 import type { AzureLinkRequest, NetworkMode } from "./driver-state.js";

@@ -7,12 +7,11 @@
 import type { HostNetwork } from "../lib/host-net/host-network.js";
 import type { Table } from "../lib/host-net/iptables.js";
 import type { Logger } from "../lib/logger.js";
-import type { PluginState } from "../plugin/plugin-state.js";
 import { shortId } from "../lib/short-id.js";
-import type { StateFile } from "../lib/state-file.js";
+import type { StateField, StateSection } from "../lib/state-section.js";
 import { teardownNicBridge } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
-import type { NetworkMode } from "./driver-state.js";
+import type { DriverState, NetworkMode } from "./driver-state.js";
 import {
   bridgeName,
   bridgeNic,
@@ -38,17 +37,21 @@ export type RestoreReport = {
   leftovers: string[];
 };
 
+/**
+ * Re-verifies the host against the driver's records; `recordedBoot` is the kernel boot those records'
+ * host changes were made in, and becomes the current one.
+ */
 export async function restoreDataPath(
   host: HostNetwork,
-  state: StateFile<PluginState>,
+  state: StateSection<DriverState>,
+  recordedBoot: StateField<string | undefined>,
   dataPathFor: (mode: NetworkMode) => DataPath,
   logger: Logger,
 ): Promise<RestoreReport> {
   const bootId = await host.readBootId();
-  const before = state.current;
-  const rebooted = before.bootId !== undefined && before.bootId !== bootId;
+  const rebooted = recordedBoot.current !== undefined && recordedBoot.current !== bootId;
   const report: RestoreReport = { rebooted, networks: 0, repaired: [], gone: [], leftovers: [] };
-  const driver = structuredClone(before.driver);
+  const driver = structuredClone(state.current);
   if (rebooted) {
     // Every veth died with the old boot.
     for (const endpoint of Object.values(driver.endpoints)) {
@@ -89,13 +92,15 @@ export async function restoreDataPath(
   }
   await attempt("leftovers", () => removeLeftovers(host, driver, report));
 
+  // The records first, the boot id last: a crash in between leaves the old boot id, and the next start
+  // redoes this restore for the same reboot, which finds the records already as it would make them.
   await state.update((draft) => {
-    draft.bootId = bootId;
     for (const endpoint of Object.values(driver.endpoints)) {
-      const record = draft.driver.endpoints[endpoint.id];
+      const record = draft.endpoints[endpoint.id];
       if (record) record.hostInterface = endpoint.hostInterface;
     }
   });
+  await recordedBoot.set(bootId);
   if (failures.length > 0) logger.error("data path could not be fully restored", { failures });
   logger.info("data path verified", {
     ...report,
@@ -105,11 +110,7 @@ export async function restoreDataPath(
   return report;
 }
 
-async function removeLeftovers(
-  host: HostNetwork,
-  driver: PluginState["driver"],
-  report: RestoreReport,
-): Promise<void> {
+async function removeLeftovers(host: HostNetwork, driver: DriverState, report: RestoreReport): Promise<void> {
   const networks = Object.values(driver.networks);
   const expectedVeths = new Set(
     Object.values(driver.endpoints)
