@@ -136,6 +136,22 @@ export async function refreshNatRules(
   await host.setChainRules("nat", natChainName(network.id), natRules(network, own));
 }
 
+/**
+ * Rewrites the nat chain of every network on the NIC subnet of `changed` (which may be gone): they all
+ * list the subnet's addresses that have a public IP of their own.
+ */
+export async function refreshSubnetNatRules(
+  host: HostNetwork,
+  driver: DriverState,
+  changed: NetworkRecord,
+  linking?: string,
+): Promise<void> {
+  for (const network of Object.values(driver.networks)) {
+    if (network.subnet === changed.subnet && network.macAddress === changed.macAddress)
+      await refreshNatRules(host, network, driver, linking);
+  }
+}
+
 /** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */
 export async function deleteNetworkRules(
   host: HostNetwork,
