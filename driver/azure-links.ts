@@ -7,10 +7,10 @@
  */
 import { PluginError, RetryLaterError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
-import type { PluginState } from "../plugin/plugin-state.js";
 import { SerialQueue } from "../lib/serial-queue.js";
-import type { StateFile } from "../lib/state-file.js";
-import type { AzureLinks } from "./driver-state.js";
+import { shortId } from "../lib/short-id.js";
+import type { StateSection } from "../lib/state-section.js";
+import type { AzureLinks, DriverState } from "./driver-state.js";
 
 /** The Azure operations the links need (Azure Resource Manager in production). */
 export type LinkEditor = {
@@ -39,7 +39,7 @@ export class AzureLinker {
   private stopped = false;
 
   constructor(
-    private readonly state: StateFile<PluginState>,
+    private readonly state: StateSection<DriverState>,
     private readonly editor: LinkEditor,
     private readonly logger: Logger,
     /** Called once an endpoint's public IP is associated in Azure. */
@@ -49,7 +49,7 @@ export class AzureLinker {
 
   /** Queues the work a restart left unfinished. */
   resume(): void {
-    const { endpoints, unlinks } = this.state.current.driver;
+    const { endpoints, unlinks } = this.state.current;
     for (const endpoint of Object.values(endpoints))
       if (endpoint.azure && endpoint.azure.state !== "linked") void this.link(endpoint.id);
     for (const endpointId of Object.keys(unlinks)) void this.unlink(endpointId);
@@ -100,14 +100,14 @@ export class AzureLinker {
   }
 
   private async linkNow(endpointId: string): Promise<void> {
-    const endpoint = this.state.current.driver.endpoints[endpointId];
-    const network = endpoint && this.state.current.driver.networks[endpoint.networkId];
+    const endpoint = this.state.current.endpoints[endpointId];
+    const network = endpoint && this.state.current.networks[endpoint.networkId];
     if (!endpoint?.azure || !network || endpoint.azure.state === "linked") return;
     const wanted = endpoint.azure;
     if (wanted.publicIp && !wanted.publicIpId) {
       const created = wanted.publicIp === "create";
       const publicIp = created
-        ? await this.editor.createPublicIp(`${PUBLIC_IP_NAME_PREFIX}${endpointId.slice(0, 12)}`)
+        ? await this.editor.createPublicIp(`${PUBLIC_IP_NAME_PREFIX}${shortId(endpointId)}`)
         : await this.editor.publicIp(wanted.publicIp);
       // Recorded before it is linked, so a crash or a removal in between still deletes what was created.
       await this.updateLinks(endpointId, {
@@ -116,29 +116,29 @@ export class AzureLinker {
         createdPublicIp: created,
       });
     }
-    const current = this.state.current.driver.endpoints[endpointId]?.azure;
+    const current = this.state.current.endpoints[endpointId]?.azure;
     if (!current) return; // removed meanwhile: its unlink undoes what was done
     await this.editor.linkIpConfiguration(network.macAddress, endpoint.address, {
       ...(current.publicIpId ? { publicIpId: current.publicIpId } : {}),
       addBackendPools: current.backendPools,
     });
     // Removed while Azure worked: its unlink, queued behind this, undoes the link.
-    if (!this.state.current.driver.endpoints[endpointId]) return;
+    if (!this.state.current.endpoints[endpointId]) return;
     // Outbound NAT changes first, so "linked" means the container's traffic already uses its public IP.
     if (current.publicIpId) await this.onPublicIpLinked(endpoint.networkId, endpoint.address);
     await this.updateLinks(endpointId, { state: "linked", error: undefined });
   }
 
   private async unlinkNow(endpointId: string): Promise<void> {
-    const pending = this.state.current.driver.unlinks[endpointId];
+    const pending = this.state.current.unlinks[endpointId];
     if (!pending) return;
     const { links } = pending;
     // The address may already serve a new container (this unlink is a retry): what that container
     // asked for stays.
-    const successor = Object.values(this.state.current.driver.endpoints).find(
+    const successor = Object.values(this.state.current.endpoints).find(
       (e) =>
         e.address === pending.address &&
-        this.state.current.driver.networks[e.networkId]?.macAddress === pending.macAddress,
+        this.state.current.networks[e.networkId]?.macAddress === pending.macAddress,
     )?.azure;
     const removePublicIpId =
       links.publicIpId && !sameId(links.publicIpId, successor?.publicIpId) ? links.publicIpId : undefined;
@@ -158,7 +158,7 @@ export class AzureLinker {
     }
     if (links.publicIpId && links.createdPublicIp) await this.editor.deletePublicIp(links.publicIpId);
     await this.state.update((draft) => {
-      delete draft.driver.unlinks[endpointId];
+      delete draft.unlinks[endpointId];
     });
   }
 
@@ -166,7 +166,7 @@ export class AzureLinker {
   private async failed(endpointId: string, kind: "link" | "unlink", error: unknown): Promise<void> {
     const message = error instanceof PluginError ? error.userMessage : (error as Error).message;
     const attempts = await this.state.update((draft) => {
-      const links = draft.driver.endpoints[endpointId]?.azure ?? draft.driver.unlinks[endpointId]?.links;
+      const links = draft.endpoints[endpointId]?.azure ?? draft.unlinks[endpointId]?.links;
       if (!links) return undefined;
       links.attempts += 1;
       links.error = message;
@@ -188,7 +188,7 @@ export class AzureLinker {
 
   private updateLinks(endpointId: string, change: Partial<AzureLinks>): Promise<void> {
     return this.state.update((draft) => {
-      const links = draft.driver.endpoints[endpointId]?.azure ?? draft.driver.unlinks[endpointId]?.links;
+      const links = draft.endpoints[endpointId]?.azure ?? draft.unlinks[endpointId]?.links;
       if (links) Object.assign(links, change, { updatedAt: new Date().toISOString() });
     });
   }

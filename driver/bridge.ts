@@ -11,18 +11,14 @@ import type { HostNetwork } from "../lib/host-net/host-network.js";
 import { keepGoing } from "../lib/keep-going.js";
 import type { DataPath, EndpointLinks } from "./data-path.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
-import { containerVethName, hostVethName } from "./names.js";
-
-export function bridgeName(nic: string): string {
-  return `azbr-${nic}`.slice(0, 15);
-}
-
-/** A link name is one of our bridges. */
-export const BRIDGE_PREFIX = "azbr-";
-
-const outChain = (nic: string) => `AZV-BR-OUT-${nic}`;
-const inChain = (nic: string) => `AZV-BR-IN-${nic}`;
-const spoofChain = (nic: string) => `AZV-BR-SPOOF-${nic}`;
+import {
+  bridgeInChain,
+  bridgeName,
+  bridgeOutChain,
+  bridgeSpoofChain,
+  containerVethName,
+  hostVethName,
+} from "./names.js";
 
 export const bridgeDataPath: DataPath = {
   trafficPath(network) {
@@ -35,7 +31,7 @@ export const bridgeDataPath: DataPath = {
     const nic = network.interfaceName;
     try {
       await attachNicToBridge(host, network);
-      await host.setBridgeChainRules(outChain(nic), [
+      await host.setBridgeChainRules(bridgeOutChain(nic), [
         [
           "-s",
           "!",
@@ -49,10 +45,10 @@ export const bridgeDataPath: DataPath = {
           "ACCEPT",
         ],
       ]);
-      await host.ensureBridgeJump("POSTROUTING", ["-o", nic], outChain(nic));
+      await host.ensureBridgeJump("POSTROUTING", ["-o", nic], bridgeOutChain(nic));
       await setEndpointRules(host, nic, state, undefined);
-      await host.ensureBridgeJump("PREROUTING", ["-i", nic], inChain(nic));
-      await host.ensureBridgeJump("PREROUTING", [], spoofChain(nic));
+      await host.ensureBridgeJump("PREROUTING", ["-i", nic], bridgeInChain(nic));
+      await host.ensureBridgeJump("PREROUTING", [], bridgeSpoofChain(nic));
     } catch (error) {
       if (otherBridgeNetworks(state, network).length === 0)
         await teardownNicBridge(host, nic).catch(() => undefined);
@@ -136,14 +132,14 @@ async function setEndpointRules(
     "ACCEPT",
   ];
   await host.setBridgeChainRules(
-    inChain(nic),
+    bridgeInChain(nic),
     endpoints.flatMap((e) => [
       ["-p", "IPv4", "--ip-dst", e.address, ...toContainer(e)],
       ["-p", "ARP", "--arp-ip-dst", e.address, ...toContainer(e)],
     ]),
   );
   await host.setBridgeChainRules(
-    spoofChain(nic),
+    bridgeSpoofChain(nic),
     endpoints.flatMap((e) => {
       const port = ["-i", hostVethName(e.networkId, e.id)];
       return [
@@ -179,12 +175,12 @@ async function attachNicToBridge(host: HostNetwork, network: NetworkRecord): Pro
 /** Undoes everything bridge mode did to a NIC, from whatever state it is in; safe to repeat. */
 export async function teardownNicBridge(host: HostNetwork, nic: string): Promise<void> {
   await keepGoing(`removing the bridge of ${nic}`, [
-    () => host.deleteBridgeJump("PREROUTING", [], spoofChain(nic)),
-    () => host.deleteBridgeChain(spoofChain(nic)),
-    () => host.deleteBridgeJump("PREROUTING", ["-i", nic], inChain(nic)),
-    () => host.deleteBridgeChain(inChain(nic)),
-    () => host.deleteBridgeJump("POSTROUTING", ["-o", nic], outChain(nic)),
-    () => host.deleteBridgeChain(outChain(nic)),
+    () => host.deleteBridgeJump("PREROUTING", [], bridgeSpoofChain(nic)),
+    () => host.deleteBridgeChain(bridgeSpoofChain(nic)),
+    () => host.deleteBridgeJump("PREROUTING", ["-i", nic], bridgeInChain(nic)),
+    () => host.deleteBridgeChain(bridgeInChain(nic)),
+    () => host.deleteBridgeJump("POSTROUTING", ["-o", nic], bridgeOutChain(nic)),
+    () => host.deleteBridgeChain(bridgeOutChain(nic)),
     () => detachNicFromBridge(host, nic),
   ]);
 }

@@ -2,11 +2,11 @@
  * Parsing and checking CreateNetwork and the ids of the other calls, once at the edge: `-o` options,
  * `--internal`, `--ipv6`, and the IPAM data the network is built from.
  */
-import { ANY_IPV4_POOL } from "../ipam-driver/allocator.js";
 import { parseIp, parsePrefix, prefixContains, type IpAddress } from "../lib/ip.js";
-import { LOCAL_ADDRESS_SPACE } from "../ipam-driver/types.js";
+import { ANY_IPV4_POOL, LOCAL_ADDRESS_SPACE } from "../lib/ipam-wire.js";
 import { InvalidParameterError } from "../lib/errors.js";
 import { stringField, type RequestBody } from "../lib/request-fields.js";
+import { BACKEND_POOL_OPTION, parseAzureLinks, PUBLIC_IP_OPTION } from "./azure-link-options.js";
 import type { AzureLinkRequest, NetworkMode } from "./driver-state.js";
 import { ENABLE_IPV6_OPTION, GENERIC_OPTIONS, INTERNAL_OPTION } from "./types.js";
 
@@ -17,13 +17,6 @@ const MODE_OPTIONS = ["mode", "com.microsoft.azure.network.mode"];
 const MTU_OPTIONS = ["mtu", "com.docker.network.driver.mtu"];
 const VNET_RANGES_OPTION = "vnet-ranges";
 const IMDS_OPTION = "imds";
-const PUBLIC_IP_OPTION = "public-ip";
-const BACKEND_POOL_OPTION = "lb-backend-pool";
-const BACKEND_POOL_ID =
-  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/loadBalancers\/[^/]+\/backendAddressPools\/[^/]+$/i;
-const PUBLIC_IP_ID =
-  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.Network\/publicIPAddresses\/[^/]+$/i;
-const PUBLIC_IP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 const MODES: NetworkMode[] = ["transparent", "bridge"];
 
 export type CreateNetworkRequest = {
@@ -117,69 +110,6 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
   return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway, pool, azureLinks };
 }
 
-/**
- * The Azure links an endpoint asks for with `--driver-opt`, over its network's `-o` defaults. Docker's
- * own endpoint options (`com.docker.*`) are passed over; other unknown keys are refused.
- */
-export function parseEndpointLinks(
-  body: RequestBody,
-  network: AzureLinkRequest | undefined,
-): AzureLinkRequest | undefined {
-  const options = objectField(body, "Options");
-  const links: Record<string, string> = {};
-  for (const [key, value] of Object.entries(options)) {
-    if (key.startsWith("com.docker.")) continue;
-    if ((key !== PUBLIC_IP_OPTION && key !== BACKEND_POOL_OPTION) || typeof value !== "string") {
-      throw new InvalidParameterError(`unknown --driver-opt ${key}`, {
-        hint: `supported: ${PUBLIC_IP_OPTION}=true|<public IP name or id>|false, ${BACKEND_POOL_OPTION}=<backend pool id>`,
-      });
-    }
-    links[key] = value;
-  }
-  return parseAzureLinks(links, "--driver-opt", network);
-}
-
-function parseAzureLinks(
-  options: Record<string, string>,
-  flag: string,
-  defaults: AzureLinkRequest | undefined,
-): AzureLinkRequest | undefined {
-  let publicIp = defaults?.publicIp;
-  let backendPools = defaults?.backendPools ?? [];
-  const publicIpText = options[PUBLIC_IP_OPTION]?.trim();
-  if (publicIpText !== undefined) {
-    if (["true", "yes", "create"].includes(publicIpText)) publicIp = "create";
-    else if (["false", "no", "none", ""].includes(publicIpText)) publicIp = undefined;
-    else if (PUBLIC_IP_ID.test(publicIpText) || PUBLIC_IP_NAME.test(publicIpText)) publicIp = publicIpText;
-    else {
-      throw new InvalidParameterError(
-        `${flag} ${PUBLIC_IP_OPTION}=${publicIpText} is not true, false, or a public IP`,
-        {
-          hint: "give true (a new public IP per container), false, or the name or resource id of an existing public IP",
-        },
-      );
-    }
-  }
-  const poolsText = options[BACKEND_POOL_OPTION];
-  if (poolsText !== undefined) {
-    backendPools = poolsText
-      .split(",")
-      .map((id) => id.trim())
-      .filter((id) => id !== "");
-    for (const id of backendPools) {
-      if (!BACKEND_POOL_ID.test(id)) {
-        throw new InvalidParameterError(
-          `${flag} ${BACKEND_POOL_OPTION}: ${JSON.stringify(id)} is not a backend pool id`,
-          {
-            hint: "give /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/loadBalancers/<lb>/backendAddressPools/<pool>",
-          },
-        );
-      }
-    }
-  }
-  return publicIp || backendPools.length > 0 ? { publicIp, backendPools } : undefined;
-}
-
 function parseRanges(value: string): string[] {
   const ranges = value
     .split(",")
@@ -226,7 +156,8 @@ function ipv4Data(body: RequestBody): { gateway: IpAddress; pool: string } {
   return { gateway, pool };
 }
 
-function objectField(body: RequestBody, name: string): RequestBody {
+/** An object-valued field of a request; absent and null read as empty. */
+export function objectField(body: RequestBody, name: string): RequestBody {
   const value = body[name];
   if (value === undefined || value === null) return {};
   if (typeof value !== "object" || Array.isArray(value))

@@ -10,6 +10,7 @@ import { keepGoing } from "../lib/keep-going.js";
 import type { DriverState, NetworkRecord } from "./driver-state.js";
 import type { Table } from "../lib/host-net/iptables.js";
 import { forwardChainName, isolationChainName, natChainName, ruleComment } from "./names.js";
+import { shortId } from "../lib/short-id.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
 export const AZURE_DNS = "168.63.129.16/32";
@@ -135,13 +136,29 @@ export async function refreshNatRules(
   await host.setChainRules("nat", natChainName(network.id), natRules(network, own));
 }
 
+/**
+ * Rewrites the nat chain of every network on the NIC subnet of `changed` (which may be gone): they all
+ * list the subnet's addresses that have a public IP of their own.
+ */
+export async function refreshSubnetNatRules(
+  host: HostNetwork,
+  driver: DriverState,
+  changed: NetworkRecord,
+  linking?: string,
+): Promise<void> {
+  for (const network of Object.values(driver.networks)) {
+    if (network.subnet === changed.subnet && network.macAddress === changed.macAddress)
+      await refreshNatRules(host, network, driver, linking);
+  }
+}
+
 /** Removes the network's jumps and chains; absent ones are fine, and one failure does not stop the rest. */
 export async function deleteNetworkRules(
   host: HostNetwork,
   network: NetworkRecord,
   path: TrafficPath,
 ): Promise<void> {
-  await keepGoing(`removing the rules of network ${network.id.slice(0, 12)}`, [
+  await keepGoing(`removing the rules of network ${shortId(network.id)}`, [
     ...networkJumps(network, path).map(
       (jump) => () => host.deleteJump(jump.table, jump.from, jump.to, jump.match, ruleComment(network.id)),
     ),

@@ -7,12 +7,23 @@
 import type { HostNetwork } from "../lib/host-net/host-network.js";
 import type { Table } from "../lib/host-net/iptables.js";
 import type { Logger } from "../lib/logger.js";
-import type { PluginState } from "../plugin/plugin-state.js";
-import type { StateFile } from "../lib/state-file.js";
-import { BRIDGE_PREFIX, bridgeName, teardownNicBridge } from "./bridge.js";
+import { shortId } from "../lib/short-id.js";
+import type { StateField, StateSection } from "../lib/state-section.js";
+import { teardownNicBridge } from "./bridge.js";
 import type { DataPath } from "./data-path.js";
-import type { NetworkMode } from "./driver-state.js";
-import { forwardChainName, hostVethName, isolationChainName, natChainName } from "./names.js";
+import type { DriverState, NetworkMode } from "./driver-state.js";
+import {
+  bridgeName,
+  bridgeNic,
+  FORWARD_CHAIN_PREFIX,
+  forwardChainName,
+  hostVethName,
+  ISOLATION_CHAIN_PREFIX,
+  isolationChainName,
+  isVethName,
+  NAT_CHAIN_PREFIX,
+  natChainName,
+} from "./names.js";
 import { enableForwarding, ensureNetworkRules } from "./network-setup.js";
 
 export type RestoreReport = {
@@ -26,20 +37,21 @@ export type RestoreReport = {
   leftovers: string[];
 };
 
-/** Our veth names: `az`/`ac` + 5 hex of the network + 8 hex of the endpoint. */
-const VETH_NAME = /^a[zc][0-9a-f]{13}$/;
-
+/**
+ * Re-verifies the host against the driver's records; `recordedBoot` is the kernel boot those records'
+ * host changes were made in, and becomes the current one.
+ */
 export async function restoreDataPath(
   host: HostNetwork,
-  state: StateFile<PluginState>,
+  state: StateSection<DriverState>,
+  recordedBoot: StateField<string | undefined>,
   dataPathFor: (mode: NetworkMode) => DataPath,
   logger: Logger,
 ): Promise<RestoreReport> {
   const bootId = await host.readBootId();
-  const before = state.current;
-  const rebooted = before.bootId !== undefined && before.bootId !== bootId;
+  const rebooted = recordedBoot.current !== undefined && recordedBoot.current !== bootId;
   const report: RestoreReport = { rebooted, networks: 0, repaired: [], gone: [], leftovers: [] };
-  const driver = structuredClone(before.driver);
+  const driver = structuredClone(state.current);
   if (rebooted) {
     // Every veth died with the old boot.
     for (const endpoint of Object.values(driver.endpoints)) {
@@ -58,7 +70,7 @@ export async function restoreDataPath(
 
   for (const network of Object.values(driver.networks)) {
     const dataPath = dataPathFor(network.mode);
-    await attempt(`network ${network.id.slice(0, 12)}`, async () => {
+    await attempt(`network ${shortId(network.id)}`, async () => {
       await enableForwarding(host);
       await dataPath.setupNetwork(host, network, driver);
       await ensureNetworkRules(host, network, dataPath.trafficPath(network), driver);
@@ -73,20 +85,22 @@ export async function restoreDataPath(
       endpoint.hostInterface = undefined;
       continue;
     }
-    await attempt(`endpoint ${endpoint.id.slice(0, 12)}`, () =>
+    await attempt(`endpoint ${shortId(endpoint.id)}`, () =>
       dataPathFor(network.mode).repairEndpoint(host, network, endpoint, driver),
     );
     report.repaired.push(endpoint.id);
   }
   await attempt("leftovers", () => removeLeftovers(host, driver, report));
 
+  // The records first, the boot id last: a crash in between leaves the old boot id, and the next start
+  // redoes this restore for the same reboot, which finds the records already as it would make them.
   await state.update((draft) => {
-    draft.bootId = bootId;
     for (const endpoint of Object.values(driver.endpoints)) {
-      const record = draft.driver.endpoints[endpoint.id];
+      const record = draft.endpoints[endpoint.id];
       if (record) record.hostInterface = endpoint.hostInterface;
     }
   });
+  await recordedBoot.set(bootId);
   if (failures.length > 0) logger.error("data path could not be fully restored", { failures });
   logger.info("data path verified", {
     ...report,
@@ -96,11 +110,7 @@ export async function restoreDataPath(
   return report;
 }
 
-async function removeLeftovers(
-  host: HostNetwork,
-  driver: PluginState["driver"],
-  report: RestoreReport,
-): Promise<void> {
+async function removeLeftovers(host: HostNetwork, driver: DriverState, report: RestoreReport): Promise<void> {
   const networks = Object.values(driver.networks);
   const expectedVeths = new Set(
     Object.values(driver.endpoints)
@@ -111,27 +121,27 @@ async function removeLeftovers(
     networks.filter((n) => n.mode === "bridge").map((n) => bridgeName(n.interfaceName)),
   );
   for (const name of await host.listLinkNames()) {
-    if (VETH_NAME.test(name) && !expectedVeths.has(name)) {
+    const nic = bridgeNic(name);
+    if (isVethName(name) && !expectedVeths.has(name)) {
       await host.deleteLink(name);
       report.leftovers.push(name);
-    } else if (name.startsWith(BRIDGE_PREFIX) && !bridgedNics.has(name)) {
-      // Bridge names carry the NIC's name (cut at 15 characters; NIC names are short in practice).
-      await teardownNicBridge(host, name.slice(BRIDGE_PREFIX.length));
+    } else if (nic !== undefined && !bridgedNics.has(name)) {
+      await teardownNicBridge(host, nic);
       report.leftovers.push(name);
     }
   }
   const chains: [table: Table, from: string, prefix: string, expected: Set<string>][] = [
-    ["filter", "FORWARD", "AZV-FWD-", new Set(networks.map((n) => forwardChainName(n.id)))],
+    ["filter", "FORWARD", FORWARD_CHAIN_PREFIX, new Set(networks.map((n) => forwardChainName(n.id)))],
     [
       "mangle",
       "FORWARD",
-      "AZV-ISO-",
+      ISOLATION_CHAIN_PREFIX,
       new Set(networks.filter((n) => n.internal).map((n) => isolationChainName(n.id))),
     ],
     [
       "nat",
       "POSTROUTING",
-      "AZV-NAT-",
+      NAT_CHAIN_PREFIX,
       new Set(networks.filter((n) => !n.internal).map((n) => natChainName(n.id))),
     ],
   ];

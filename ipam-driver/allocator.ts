@@ -21,6 +21,7 @@ import {
   type IpFamily,
   type IpPrefix,
 } from "../lib/ip.js";
+import { ANY_IPV4_POOL } from "../lib/ipam-wire.js";
 
 /** Picks a NIC by local interface name or by MAC (`--ipam-opt interface=eth1` / `mac=...`). */
 export type NicSelector = { interfaceName: string } | { macAddress: string };
@@ -39,9 +40,6 @@ export type PoolGrant = { poolId: string; pool: string; gateway: string };
 
 /** A RequestAddress after parsing at the edge. */
 export type AddressRequest = { poolId: string; address: IpAddress | undefined; isGateway: boolean };
-
-/** IPv4 answer to a RequestPool without `--subnet`; see docs/ipam.md, "Networks created without --subnet". */
-export const ANY_IPV4_POOL = "0.0.0.0/0";
 
 /**
  * Creates a pool for a request. Every request gets a pool of its own, named with `tag` (unique per
@@ -352,18 +350,33 @@ export function recordEndpointOwner(state: IpamState, address: string, endpointI
   if (reservation) reservation.endpointId = endpointId;
 }
 
+/** Undoes `recordEndpointOwner`, unless another endpoint was recorded since. */
+export function forgetEndpointOwner(state: IpamState, address: string, endpointId: string): void {
+  const reservation = findReservation(state, address);
+  if (reservation?.endpointId === endpointId) delete reservation.endpointId;
+}
+
 /** The reservation of `address`, if the IPAM driver handed it out. */
 export function findReservation(state: IpamState, address: string): Reservation | undefined {
   return Object.hasOwn(state.reservations, address) ? state.reservations[address] : undefined;
 }
 
 /**
- * Pools no network is built on yet whose answer to dockerd was `answered` on NIC subnet `subnet`: the
- * candidates for a network dockerd is creating with that pool.
+ * Pools whose answer to dockerd was `answered` on NIC subnet `subnet` and that no other network is built
+ * on: the candidates for network `networkId`, which dockerd is creating with that pool. A pool already
+ * bound to `networkId` itself stays a candidate, so a CreateNetwork sent again finds it.
  */
-export function unboundPools(state: IpamState, answered: string, subnet: string): PoolRecord[] {
+export function candidatePools(
+  state: IpamState,
+  networkId: string,
+  answered: string,
+  subnet: string,
+): PoolRecord[] {
   return Object.values(state.pools).filter(
-    (pool) => pool.networkId === undefined && pool.subnet === subnet && answeredPool(pool) === answered,
+    (pool) =>
+      (pool.networkId === undefined || pool.networkId === networkId) &&
+      pool.subnet === subnet &&
+      answeredPool(pool) === answered,
   );
 }
 
@@ -371,6 +384,12 @@ export function unboundPools(state: IpamState, answered: string, subnet: string)
 export function bindPool(state: IpamState, id: string, networkId: string): void {
   const pool = findPool(state, id);
   if (pool) pool.networkId = networkId;
+}
+
+/** Undoes `bindPool`, unless the pool was bound to another network since. */
+export function unbindPool(state: IpamState, id: string, networkId: string): void {
+  const pool = findPool(state, id);
+  if (pool?.networkId === networkId) delete pool.networkId;
 }
 
 /** Drops a reservation whatever its pool: for addresses Docker no longer uses (reconciliation). */

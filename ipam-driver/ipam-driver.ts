@@ -5,21 +5,19 @@
 import { randomBytes } from "node:crypto";
 import { InvalidParameterError, PoolExhaustedError, UnavailableError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
-import type { PluginState } from "../plugin/plugin-state.js";
 import { booleanField, stringField, stringMapField, type RequestBody } from "../lib/request-fields.js";
-import type { StateFile } from "../lib/state-file.js";
+import type { StateSection } from "../lib/state-section.js";
 import * as allocator from "./allocator.js";
 import type { Inventory } from "./inventory.js";
 import { normalizeMac } from "../lib/mac.js";
-import type { Reservation } from "./ipam-state.js";
+import type { IpamState, PoolRecord, Reservation } from "./ipam-state.js";
 import type { InventoryRefresher } from "./inventory-refresher.js";
 import { parseIp, parsePrefix, type IpPrefix } from "../lib/ip.js";
 import type { PendingAddress } from "./pending-addresses.js";
 import { PoolGrowth, type GrowthHooks, type GrowthOptions, type NicEditor } from "./pool-growth.js";
+import { GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE } from "../lib/ipam-wire.js";
 import {
   GATEWAY_LABEL,
-  GLOBAL_ADDRESS_SPACE,
-  LOCAL_ADDRESS_SPACE,
   REQUEST_ADDRESS_TYPE,
   type AddressSpacesResponse,
   type CapabilitiesResponse,
@@ -35,7 +33,8 @@ const MAC_OPTIONS = ["mac"];
 const PENDING_MS = 10 * 60_000;
 
 export type IpamDriverDeps = {
-  state: StateFile<PluginState>;
+  /** The IPAM driver's own records: pools, reservations, the last NIC inventory. */
+  state: StateSection<IpamState>;
   refresher: InventoryRefresher;
   logger: Logger;
   /** Pool growth through Azure, when configured. */
@@ -67,14 +66,14 @@ export class IpamDriver {
     const request = parsePoolRequest(body);
     const inventory = this.inventory();
     const grant = await this.deps.state.update((draft) =>
-      allocator.requestPool(draft.ipam, inventory, request, unusedPoolTag(draft.ipam)),
+      allocator.requestPool(draft, inventory, request, unusedPoolTag(draft)),
     );
     return { PoolID: grant.poolId, Pool: grant.pool, Data: { [GATEWAY_LABEL]: grant.gateway } };
   }
 
   async releasePool(body: RequestBody): Promise<EmptyResponse> {
     const poolId = stringField(body, "PoolID", true);
-    const orphans = await this.deps.state.update((draft) => allocator.releasePool(draft.ipam, poolId));
+    const orphans = await this.deps.state.update((draft) => allocator.releasePool(draft, poolId));
     if (orphans.length > 0) {
       this.deps.logger.warn("released addresses still reserved in a removed pool", {
         poolId,
@@ -88,7 +87,7 @@ export class IpamDriver {
     const request = parseAddressRequest(body);
     const allocate = () =>
       this.deps.state.update((draft) =>
-        allocator.requestAddress(draft.ipam, this.inventory(), request, this.now()),
+        allocator.requestAddress(draft, this.inventory(), request, this.now()),
       );
     try {
       return { Address: await allocate(), Data: {} };
@@ -99,7 +98,7 @@ export class IpamDriver {
       try {
         return { Address: await allocate(), Data: {} };
       } catch (stillExhausted) {
-        const pool = allocator.findPool(this.deps.state.current.ipam, request.poolId);
+        const pool = allocator.findPool(this.deps.state.current, request.poolId);
         // Growth adds addresses anywhere in the subnet: no help for --ip or --ip-range.
         if (!this.growth || !pool || request.address || pool.range) throw stillExhausted;
         return { Address: await this.allocateWhileGrowing(pool, allocate, stillExhausted), Data: {} };
@@ -114,19 +113,19 @@ export class IpamDriver {
     const text = stringField(body, "Address", true);
     const address = parseIp(text);
     if (!address) throw new InvalidParameterError(`"Address" ${JSON.stringify(text)} is not an IP address`);
-    await this.deps.state.update((draft) => allocator.releaseAddress(draft.ipam, poolId, address));
+    await this.deps.state.update((draft) => allocator.releaseAddress(draft, poolId, address));
     this.growth?.afterChange();
     return {};
   }
 
   /** Every reservation, for reconciliation against Docker. */
   reservations(): Reservation[] {
-    return Object.values(this.deps.state.current.ipam.reservations);
+    return Object.values(this.deps.state.current.reservations);
   }
 
   /** Releases an address Docker no longer uses; called by reconciliation, never by a request. */
   async releaseStale(address: string, reason: string): Promise<void> {
-    const dropped = await this.deps.state.update((draft) => allocator.dropReservation(draft.ipam, address));
+    const dropped = await this.deps.state.update((draft) => allocator.dropReservation(draft, address));
     if (dropped)
       this.deps.logger.warn("released an address Docker no longer uses", {
         address,
@@ -135,10 +134,42 @@ export class IpamDriver {
       });
   }
 
+  // The network driver's view of the records (its AddressBook, see driver/address-book.ts).
+
+  /** Pools network `networkId` may be built on: unbound, or bound to it already. */
+  candidatePools(networkId: string, answered: string, subnet: string): PoolRecord[] {
+    return allocator.candidatePools(this.deps.state.current, networkId, answered, subnet);
+  }
+
+  /** Records that network `networkId` is built on pool `poolId`. */
+  bindPool(poolId: string, networkId: string): Promise<void> {
+    return this.deps.state.update((draft) => allocator.bindPool(draft, poolId, networkId));
+  }
+
+  /** Undoes `bindPool` for a network that could not be recorded. */
+  unbindPool(poolId: string, networkId: string): Promise<void> {
+    return this.deps.state.update((draft) => allocator.unbindPool(draft, poolId, networkId));
+  }
+
+  /** The reservation of `address`, if this driver handed it out. */
+  reservation(address: string): Reservation | undefined {
+    return allocator.findReservation(this.deps.state.current, address);
+  }
+
+  /** Notes which endpoint holds `address`, so conflicts can name it. */
+  recordEndpointOwner(address: string, endpointId: string): Promise<void> {
+    return this.deps.state.update((draft) => allocator.recordEndpointOwner(draft, address, endpointId));
+  }
+
+  /** Undoes `recordEndpointOwner` for an endpoint that could not be recorded. */
+  forgetEndpointOwner(address: string, endpointId: string): Promise<void> {
+    return this.deps.state.update((draft) => allocator.forgetEndpointOwner(draft, address, endpointId));
+  }
+
   /** Addresses per NIC subnet, for the operator's status view. */
   usage(): allocator.SubnetUsage[] {
     const inventory = this.deps.refresher.current;
-    return inventory ? allocator.usage(this.deps.state.current.ipam, inventory) : [];
+    return inventory ? allocator.usage(this.deps.state.current, inventory) : [];
   }
 
   /**
@@ -180,15 +211,13 @@ export class IpamDriver {
           expiresAt: Date.now() + PENDING_MS,
         }),
       );
-    const apply = (draft: PluginState, changes: PendingAddress[]) => {
+    const apply = (draft: IpamState, changes: PendingAddress[]) => {
       const inventory = refresher.applyPending(changes);
-      if (inventory) draft.ipam.inventory = inventory;
+      if (inventory) draft.inventory = inventory;
     };
     return {
       subnets: () => {
-        const used = new Set(
-          Object.values(state.current.ipam.pools).map((p) => `${p.macAddress};${p.subnet}`),
-        );
+        const used = new Set(Object.values(state.current.pools).map((p) => `${p.macAddress};${p.subnet}`));
         return this.usage()
           .filter((u) => used.has(`${u.macAddress};${u.subnet}`) && !u.subnet.includes(":"))
           .map((u) => ({ macAddress: u.macAddress, nic: u.nic, subnet: u.subnet, free: u.free }));
@@ -200,9 +229,7 @@ export class IpamDriver {
           const free =
             this.usage().find((u) => u.macAddress === macAddress && u.subnet === subnet)?.free ?? [];
           // The highest first: low addresses stay, so the pool stays compact.
-          const taken = candidates
-            .filter((a) => free.includes(a) && !draft.ipam.reservations[a])
-            .slice(-count);
+          const taken = candidates.filter((a) => free.includes(a) && !draft.reservations[a]).slice(-count);
           apply(draft, pending(macAddress, subnet, taken, "remove"));
           return taken;
         }),
@@ -223,7 +250,7 @@ export class IpamDriver {
 }
 
 /** A random tag that no pool id carries yet, which makes each RequestPool's pool id its own. */
-function unusedPoolTag(ipam: PluginState["ipam"]): string {
+function unusedPoolTag(ipam: IpamState): string {
   for (;;) {
     const tag = randomBytes(4).toString("hex");
     if (!Object.keys(ipam.pools).some((id) => id.endsWith(`;${tag}`))) return tag;

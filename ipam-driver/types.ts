@@ -11,7 +11,3 @@ export type EmptyResponse = Record<string, never>;
 /** Docker's option key that marks the gateway request and the Data key that carries a gateway. */
 export const REQUEST_ADDRESS_TYPE = "RequestAddressType";
 export const GATEWAY_LABEL = "com.docker.network.gateway";
-
-/** The address spaces this IPAM driver serves; a network whose IPv4Data names another is not ours. */
-export const LOCAL_ADDRESS_SPACE = "azure-local";
-export const GLOBAL_ADDRESS_SPACE = "azure-global";

@@ -26,6 +26,7 @@ import { Reconciler, type ReconcileReport } from "./reconciler.js";
 import { routeTable, undoTable } from "./routes.js";
 import { createApp } from "./server.js";
 import { StateFile } from "../lib/state-file.js";
+import { fieldOf, sectionOf } from "../lib/state-section.js";
 import { listenOnUnixSocket } from "./unix-socket.js";
 
 export const STATE_FILE_NAME = "state.json";
@@ -83,7 +84,7 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       logger,
     );
     const ipam = new IpamDriver({
-      state,
+      state: sectionOf(state, "ipam"),
       refresher,
       logger,
       growth:
@@ -101,7 +102,9 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
           : undefined,
     });
     const network = new NetworkDriver({
-      state,
+      state: sectionOf(state, "driver"),
+      bootId: fieldOf(state, "bootId"),
+      addresses: ipam,
       host,
       logger,
       linkEditor: azure,

@@ -8,12 +8,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NetworkDriver } from "../../driver/network-driver.js";
+import type { InventoryRefresher } from "../../ipam-driver/inventory-refresher.js";
+import { IpamDriver } from "../../ipam-driver/ipam-driver.js";
 import { armFailure } from "../../lib/arm/arm-client.js";
 import { readVmLocation, resourceName } from "../../lib/arm/azure-nics.js";
 import { InvalidParameterError, PluginError, RetryLaterError, UnavailableError } from "../../lib/errors.js";
 import { silentLogger } from "../../lib/logger.js";
 import { pluginStateCodec } from "../../plugin/plugin-state.js";
 import { StateFile } from "../../lib/state-file.js";
+import { fieldOf, sectionOf } from "../../lib/state-section.js";
 import { startFakeAzure } from "../helpers/fake-azure.js";
 import { createFakeHost } from "../helpers/fake-host.js";
 
@@ -165,8 +168,12 @@ describe("a network driver without Azure access", () => {
           createdAt: "t",
         };
       });
+      const refresher = { current: undefined } as unknown as InventoryRefresher;
+      const ipam = new IpamDriver({ state: sectionOf(state, "ipam"), refresher, logger: silentLogger });
       const network = new NetworkDriver({
-        state,
+        state: sectionOf(state, "driver"),
+        bootId: fieldOf(state, "bootId"),
+        addresses: ipam,
         host: createFakeHost(),
         logger: silentLogger,
         inventory: () => undefined,

@@ -16,6 +16,7 @@ import { RetryLaterError } from "../../lib/errors.js";
 import { silentLogger } from "../../lib/logger.js";
 import { pluginStateCodec } from "../../plugin/plugin-state.js";
 import { StateFile } from "../../lib/state-file.js";
+import { fieldOf, sectionOf } from "../../lib/state-section.js";
 import { createFakeHost } from "../helpers/fake-host.js";
 
 describe("edge states", () => {
@@ -30,9 +31,11 @@ describe("edge states", () => {
   it("both drivers say so when no NIC inventory has been read yet", async () => {
     const state = await StateFile.open(join(dir, "state.json"), pluginStateCodec);
     const refresher = { current: undefined } as unknown as InventoryRefresher;
-    const ipam = new IpamDriver({ state, refresher, logger: silentLogger });
+    const ipam = new IpamDriver({ state: sectionOf(state, "ipam"), refresher, logger: silentLogger });
     const network = new NetworkDriver({
-      state,
+      state: sectionOf(state, "driver"),
+      bootId: fieldOf(state, "bootId"),
+      addresses: ipam,
       host: createFakeHost(),
       logger: silentLogger,
       inventory: () => undefined,
