@@ -22,6 +22,11 @@ export type NetworkRecord = {
   internal: boolean;
   /** Containers may reach the Instance Metadata Service (-o imds=allow). */
   imdsAccess: boolean;
+  /**
+   * Containers may reach the wireserver's agent ports (-o wireserver=allow), not only Azure DNS. Absent
+   * in records of earlier releases, which read as false: the shield applies after an upgrade.
+   */
+  wireserverAccess?: boolean;
   /** Azure links every endpoint of the network gets unless its own options say otherwise. */
   azureLinks?: AzureLinkRequest;
   createdAt: string;

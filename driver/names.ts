@@ -17,6 +17,12 @@ const VETH_NAME = new RegExp(
 );
 const BRIDGE_PREFIX = "azbr-";
 
+/**
+ * iptables wildcard matching the host side of every azure network's containers: the host veths of
+ * transparent mode (`az` + hex) and the bridges of bridge mode (`azbr-`) share the prefix.
+ */
+export const CONTAINER_INTERFACES = `${HOST_VETH_PREFIX}+`;
+
 /** Prefixes of the iptables chains of each network, for cleanup to find every chain of ours. */
 export const FORWARD_CHAIN_PREFIX = "AZV-FWD-";
 export const ISOLATION_CHAIN_PREFIX = "AZV-ISO-";

@@ -17,6 +17,7 @@ const MODE_OPTIONS = ["mode", "com.microsoft.azure.network.mode"];
 const MTU_OPTIONS = ["mtu", "com.docker.network.driver.mtu"];
 const VNET_RANGES_OPTION = "vnet-ranges";
 const IMDS_OPTION = "imds";
+const WIRESERVER_OPTION = "wireserver";
 const MODES: NetworkMode[] = ["transparent", "bridge"];
 
 export type CreateNetworkRequest = {
@@ -27,6 +28,8 @@ export type CreateNetworkRequest = {
   internal: boolean;
   /** Whether containers may reach the Instance Metadata Service (and so the VM's identity tokens). */
   imdsAccess: boolean;
+  /** Whether containers may reach the wireserver's agent ports, not only Azure DNS on 53. */
+  wireserverAccess: boolean;
   /** The subnet gateway the IPAM driver chose; it identifies the NIC subnet. */
   gateway: IpAddress;
   /** The pool the IPAM driver answered (the NIC's subnet, or 0.0.0.0/0 without --subnet). */
@@ -58,6 +61,7 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
   let mtu: number | undefined;
   let vnetRanges = DEFAULT_VNET_RANGES;
   let imdsAccess = false;
+  let wireserverAccess = false;
   const links: Record<string, string> = {};
   for (const [key, raw] of Object.entries(generic)) {
     const value = typeof raw === "string" ? raw : String(raw);
@@ -79,15 +83,20 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
     } else if (key === VNET_RANGES_OPTION) {
       vnetRanges = parseRanges(value);
     } else if (key === IMDS_OPTION) {
-      if (value !== "allow" && value !== "deny") {
-        throw new InvalidParameterError(`-o imds=${value} is not allow or deny`, {
-          hint: "containers reach the Instance Metadata Service (and the VM's identity tokens) only with -o imds=allow",
-        });
-      }
-      imdsAccess = value === "allow";
+      imdsAccess = allowOrDeny(
+        key,
+        value,
+        "containers reach the Instance Metadata Service (and the VM's identity tokens) only with -o imds=allow",
+      );
+    } else if (key === WIRESERVER_OPTION) {
+      wireserverAccess = allowOrDeny(
+        key,
+        value,
+        "containers reach 168.63.129.16 only for DNS (port 53) unless -o wireserver=allow opens the VM's agent channel to them",
+      );
     } else {
       throw new InvalidParameterError(`unknown option -o ${key}`, {
-        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION, IMDS_OPTION, PUBLIC_IP_OPTION, BACKEND_POOL_OPTION].map((k) => `${k}=...`).join(", ")}`,
+        hint: `supported: ${[...MODE_OPTIONS, ...MTU_OPTIONS, VNET_RANGES_OPTION, IMDS_OPTION, WIRESERVER_OPTION, PUBLIC_IP_OPTION, BACKEND_POOL_OPTION].map((k) => `${k}=...`).join(", ")}`,
       });
     }
   }
@@ -107,7 +116,18 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
     });
   }
   const { gateway, pool } = ipv4Data(body);
-  return { networkId, mode, mtu, vnetRanges, internal, imdsAccess, gateway, pool, azureLinks };
+  return {
+    networkId,
+    mode,
+    mtu,
+    vnetRanges,
+    internal,
+    imdsAccess,
+    wireserverAccess,
+    gateway,
+    pool,
+    azureLinks,
+  };
 }
 
 function parseRanges(value: string): string[] {
@@ -163,4 +183,12 @@ export function objectField(body: RequestBody, name: string): RequestBody {
   if (typeof value !== "object" || Array.isArray(value))
     throw new InvalidParameterError(`"${name}" must be an object`);
   return value as RequestBody;
+}
+
+/** A shield option's value: true for allow, false for deny, an error naming the option otherwise. */
+function allowOrDeny(key: string, value: string, hint: string): boolean {
+  if (value !== "allow" && value !== "deny") {
+    throw new InvalidParameterError(`-o ${key}=${value} is not allow or deny`, { hint });
+  }
+  return value === "allow";
 }

@@ -9,7 +9,13 @@ import type { HostNetwork } from "../lib/host-net/host-network.js";
 import { keepGoing } from "../lib/keep-going.js";
 import type { DriverState, NetworkRecord } from "./driver-state.js";
 import type { Table } from "../lib/host-net/iptables.js";
-import { forwardChainName, isolationChainName, natChainName, ruleComment } from "./names.js";
+import {
+  CONTAINER_INTERFACES,
+  forwardChainName,
+  isolationChainName,
+  natChainName,
+  ruleComment,
+} from "./names.js";
 import { shortId } from "../lib/short-id.js";
 
 /** Azure DNS and the wireserver: containers must reach it with their own address. */
@@ -47,10 +53,32 @@ export function natRules(network: NetworkRecord, ownPublicIp: string[] = []): st
   ];
 }
 
-/** The filter chain's rules: no IMDS unless the network allows it, then everything. */
-export function forwardRules(network: NetworkRecord): string[][] {
+/**
+ * The filter chain's rules, for traffic from and to the network's containers:
+ * - the shields: no IMDS unless the network allows it; of 168.63.129.16 only Azure DNS (53) unless
+ *   the network allows the wireserver;
+ * - out through the network's way to the VNet, or to the containers of any azure network: accepted;
+ * - replies, and connections to a port Docker publishes (DNATed): left to the host's own rules;
+ * - anything else, i.e. from a container to another interface of the VM (Docker's bridge networks, a
+ *   VPN): dropped, as Docker keeps its own networks apart. DOCKER-USER comes first and may allow it.
+ */
+export function forwardRules(network: NetworkRecord, path: TrafficPath): string[][] {
   const imds = network.imdsAccess ? [] : [["-d", IMDS, "-j", "DROP"]];
-  return [...imds, ["-j", "ACCEPT"]];
+  const wireserver = network.wireserverAccess
+    ? []
+    : [
+        ["-d", AZURE_DNS, "-p", "udp", "--dport", "53", "-j", "ACCEPT"],
+        ["-d", AZURE_DNS, "-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
+        ["-d", AZURE_DNS, "-j", "DROP"],
+      ];
+  return [
+    ...imds,
+    ...wireserver,
+    ["-o", path.egress, "-j", "ACCEPT"],
+    ["-o", CONTAINER_INTERFACES, "-j", "ACCEPT"],
+    ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "RETURN"],
+    ["-j", "DROP"],
+  ];
 }
 
 /**
@@ -111,7 +139,7 @@ export async function ensureNetworkRules(
   path: TrafficPath,
   driver: DriverState,
 ): Promise<void> {
-  await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network));
+  await host.setChainRules("filter", forwardChainName(network.id), forwardRules(network, path));
   if (network.internal)
     await host.setChainRules("mangle", isolationChainName(network.id), isolationRules(path));
   await refreshNatRules(host, network, driver);

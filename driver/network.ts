@@ -111,6 +111,7 @@ function newNetworkRecord(
     vnetRanges: request.vnetRanges,
     internal: request.internal,
     imdsAccess: request.imdsAccess,
+    wireserverAccess: request.wireserverAccess,
     ...(request.azureLinks ? { azureLinks: request.azureLinks } : {}),
     createdAt: ctx.now().toISOString(),
   };

@@ -24,6 +24,20 @@ const createBody = (overrides: Record<string, unknown> = {}, generic: Record<str
   ...overrides,
 });
 
+/** The FORWARD chain's wireserver shield: Azure DNS only. */
+const WIRESERVER_SHIELD = [
+  ["-d", "168.63.129.16/32", "-p", "udp", "--dport", "53", "-j", "ACCEPT"],
+  ["-d", "168.63.129.16/32", "-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
+  ["-d", "168.63.129.16/32", "-j", "DROP"],
+];
+/** The FORWARD chain's end for a transparent network on eth0: its NIC and azure containers only. */
+const FORWARD_TAIL = [
+  ["-o", "eth0", "-j", "ACCEPT"],
+  ["-o", "az+", "-j", "ACCEPT"],
+  ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "RETURN"],
+  ["-j", "DROP"],
+];
+
 describe("NetworkDriver API over the unix socket", () => {
   let plugin: PluginUnderTest;
   beforeEach(async () => {
@@ -59,10 +73,7 @@ describe("NetworkDriver API over the unix socket", () => {
         [
           "filter",
           "AZV-FWD-ADF4FA8E1772",
-          [
-            ["-d", "169.254.169.254/32", "-j", "DROP"],
-            ["-j", "ACCEPT"],
-          ],
+          [["-d", "169.254.169.254/32", "-j", "DROP"], ...WIRESERVER_SHIELD, ...FORWARD_TAIL],
         ],
         [
           "nat",
@@ -159,10 +170,7 @@ describe("NetworkDriver API over the unix socket", () => {
         [
           "filter",
           "AZV-FWD-ADF4FA8E1772",
-          [
-            ["-d", "169.254.169.254/32", "-j", "DROP"],
-            ["-j", "ACCEPT"],
-          ],
+          [["-d", "169.254.169.254/32", "-j", "DROP"], ...WIRESERVER_SHIELD, ...FORWARD_TAIL],
         ],
         [
           "mangle",
@@ -187,9 +195,29 @@ describe("NetworkDriver API over the unix socket", () => {
       expect({ chains, jumps }, "no chain or jump left").to.deep.equal({ chains: [], jumps: [] });
     });
 
+    it("lets containers reach 168.63.129.16 beyond DNS only with -o wireserver=allow", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody({}, { wireserver: "allow" })).expect(200);
+      expect(calls("setChainRules")[0]).to.deep.equal([
+        "filter",
+        "AZV-FWD-ADF4FA8E1772",
+        [["-d", "169.254.169.254/32", "-j", "DROP"], ...FORWARD_TAIL],
+      ]);
+      const bad = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: NET2 }, { wireserver: "open" }),
+      );
+      expect(bad.body.Err).to.equal(
+        "-o wireserver=open is not allow or deny — containers reach 168.63.129.16 only for DNS (port 53) unless -o wireserver=allow opens the VM's agent channel to them",
+      );
+    });
+
     it("lets containers reach IMDS only with -o imds=allow", async () => {
       await post("/NetworkDriver.CreateNetwork", createBody({}, { imds: "allow" })).expect(200);
-      expect(calls("setChainRules")[0]).to.deep.equal(["filter", "AZV-FWD-ADF4FA8E1772", [["-j", "ACCEPT"]]]);
+      expect(calls("setChainRules")[0]).to.deep.equal([
+        "filter",
+        "AZV-FWD-ADF4FA8E1772",
+        [...WIRESERVER_SHIELD, ...FORWARD_TAIL],
+      ]);
       const bad = await post(
         "/NetworkDriver.CreateNetwork",
         createBody({ NetworkID: NET2 }, { imds: "yes" }),
@@ -222,7 +250,7 @@ describe("NetworkDriver API over the unix socket", () => {
       [
         "an unknown -o",
         createBody({}, { colour: "blue" }),
-        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=..., imds=..., public-ip=..., lb-backend-pool=...",
+        "unknown option -o colour — supported: mode=..., com.microsoft.azure.network.mode=..., mtu=..., com.docker.network.driver.mtu=..., vnet-ranges=..., imds=..., wireserver=..., public-ip=..., lb-backend-pool=...",
       ],
       [
         "an unknown mode",
