@@ -5,7 +5,7 @@
  */
 import { UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
-import { chainRestoreText, runTool } from "./run-tool.js";
+import { chainRestoreText, ignoreMissing, runTool } from "./run-tool.js";
 
 const EBTABLES_CHAIN = /^AZV-[A-Za-z0-9_.-]{1,24}$/;
 const ebtables = (args: string[]) => runTool("ebtables", ["--concurrent", "-t", "nat", ...args]);
@@ -59,9 +59,7 @@ function jumpRule(match: string[], to: string): string[] {
 /** Flushes and deletes our chain; a missing chain is not an error. */
 export async function deleteBridgeChain(chain: string): Promise<void> {
   for (const step of ["-F", "-X"]) {
-    await ebtables([step, checkChain(chain)]).catch((error: Error) => {
-      if (!/No chain|does not exist/.test(error.message)) throw error;
-    });
+    await ebtables([step, checkChain(chain)]).catch(ignoreMissing("chain"));
   }
 }
 

@@ -3,9 +3,8 @@
  * everything else in its own chains, which it may flush at will; nobody else's rules are flushed,
  * reordered or touched. `-w` waits for the xtables lock that dockerd also takes.
  */
-import { UnavailableError } from "../errors.js";
 import { checkChainName, checkComment } from "./names.js";
-import { chainRestoreText, runTool } from "./run-tool.js";
+import { chainRestoreText, ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
 export type Table = "filter" | "nat" | "mangle";
 
@@ -57,9 +56,7 @@ export async function deleteJump(
 export async function deleteChain(table: Table, chain: string): Promise<void> {
   checkChainName(chain);
   for (const step of ["-F", "-X"]) {
-    await iptables(["-t", table, step, chain]).catch((error: Error) => {
-      if (!/No chain|does not exist/.test(error.message)) throw error;
-    });
+    await iptables(["-t", table, step, chain]).catch(ignoreMissing("chain"));
   }
 }
 
@@ -69,7 +66,7 @@ export async function listChain(table: Table, chain: string): Promise<string[] |
     const { stdout } = await iptables(["-t", table, "-S", checkChainName(chain)]);
     return stdout.split("\n").filter((line) => line.startsWith("-A "));
   } catch (error) {
-    if (error instanceof UnavailableError && /No chain|does not exist/.test(error.message)) return undefined;
+    if (isMissing(error, "chain")) return undefined;
     throw error;
   }
 }
@@ -83,11 +80,7 @@ async function ruleExists(table: Table, chain: string, rule: string[]): Promise<
     await iptables(["-t", table, "-C", chain, ...rule]);
     return true;
   } catch (error) {
-    if (
-      error instanceof UnavailableError &&
-      /does a matching rule exist|Bad rule|No chain|does not exist/.test(error.message)
-    )
-      return false;
+    if (isMissing(error, "rule", "chain")) return false;
     throw error;
   }
 }

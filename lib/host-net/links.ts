@@ -5,7 +5,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
-import { runTool } from "./run-tool.js";
+import { ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
 /**
  * Creates a veth pair with both ends at `mtu`; the host end stays here, the peer is for Docker to move.
@@ -46,7 +46,7 @@ export async function linkExists(name: string): Promise<boolean> {
     await runTool("ip", ["-j", "link", "show", "dev", checkInterfaceName(name)]);
     return true;
   } catch (error) {
-    if (error instanceof UnavailableError && /does not exist/.test(error.message)) return false;
+    if (isMissing(error, "device")) return false;
     throw error;
   }
 }
@@ -67,9 +67,7 @@ export async function replaceHostRoute(address: string, device: string): Promise
 /** Removes the route for one address on a link, if it is there. */
 export async function deleteHostRoute(address: string, device: string): Promise<void> {
   await runTool("ip", ["route", "del", `${address}/32`, "dev", checkInterfaceName(device)]).catch(
-    (error: Error) => {
-      if (!/No such process|Cannot find device/.test(error.message)) throw error;
-    },
+    ignoreMissing("route", "device"),
   );
 }
 
@@ -191,9 +189,7 @@ export async function deleteIpv4Address(device: string, address: Ipv4Address): P
     `${address.local}/${address.prefixlen}`,
     "dev",
     checkInterfaceName(device),
-  ]).catch((error: Error) => {
-    if (!/Cannot assign requested address|Cannot find device/.test(error.message)) throw error;
-  });
+  ]).catch(ignoreMissing("address", "device"));
 }
 
 /**
