@@ -48,6 +48,13 @@ export type IpConfigurationLinks = {
   removeBackendPools?: string[];
 };
 
+/**
+ * The NIC in Azure has no IP configuration with the address asked about: it was removed from the NIC.
+ * Still 503 to whoever asked; an unlink catches it by type, since nothing is associated with an
+ * address the NIC no longer holds.
+ */
+export class IpConfigurationMissingError extends UnavailableError {}
+
 export class AzureNics {
   private located:
     | Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }>
@@ -144,9 +151,12 @@ export class AzureNics {
     await this.editNic(macAddress, `change the IP configuration of ${address}`, (nic) => {
       const configuration = (nic.ipConfigurations ?? []).find((c) => c.privateIPAddress === address);
       if (!configuration) {
-        throw new UnavailableError(`NIC ${nic.name} has no IP configuration with ${address} in Azure`, {
-          hint: "the address was removed from the NIC; remove the container",
-        });
+        throw new IpConfigurationMissingError(
+          `NIC ${nic.name} has no IP configuration with ${address} in Azure`,
+          {
+            hint: "the address was removed from the NIC; remove the container",
+          },
+        );
       }
       if (links.publicIpId !== undefined) configuration.publicIPAddress = { id: links.publicIpId };
       if (
