@@ -3,7 +3,7 @@
  * iptables, built-in chains get only one jump and our chains are ours to flush. ebtables has no comment
  * match, so the chain names carry the ownership.
  */
-import { UnavailableError } from "../errors.js";
+import { InternalError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
 import { chainRestoreText, ignoreMissing, runTool } from "./run-tool.js";
 
@@ -12,7 +12,7 @@ const ebtables = (args: string[]) => runTool("ebtables", ["--concurrent", "-t", 
 
 function checkChain(name: string): string {
   if (!EBTABLES_CHAIN.test(name))
-    throw new UnavailableError(`refusing ebtables chain name ${JSON.stringify(name)}`);
+    throw new InternalError(`refusing ebtables chain name ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -51,7 +51,7 @@ function jumpRule(match: string[], to: string): string[] {
     match.length > 0 &&
     (rest.length > 0 || (direction !== "-i" && direction !== "-o") || port === undefined)
   ) {
-    throw new UnavailableError(`refusing ebtables jump match ${JSON.stringify(match)}`);
+    throw new InternalError(`refusing ebtables jump match ${JSON.stringify(match)}`);
   }
   return [...(port === undefined ? [] : [direction!, checkInterfaceName(port)]), "-j", checkChain(to)];
 }

@@ -3,7 +3,7 @@
  * the kernel allows (`replace`), deletion tolerates absence, so every caller can safely run twice.
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { UnavailableError } from "../errors.js";
+import { InternalError, UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
 import { ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
@@ -87,7 +87,7 @@ export async function writeSysctl(key: string, value: string): Promise<void> {
 
 function sysctlPath(key: string): string {
   if (!/^net\/ipv[46]\/[a-z0-9_/.-]+$/.test(key) || key.includes(".."))
-    throw new UnavailableError(`refusing sysctl ${key}`);
+    throw new InternalError(`refusing sysctl ${key}`);
   return `/proc/sys/${key}`;
 }
 
@@ -230,7 +230,7 @@ export async function replaceRoute(route: Ipv4Route, device: string): Promise<vo
 
 function checkMac(mac: string): string {
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac))
-    throw new UnavailableError(`refusing MAC address ${JSON.stringify(mac)}`);
+    throw new InternalError(`refusing MAC address ${JSON.stringify(mac)}`);
   return mac;
 }
 

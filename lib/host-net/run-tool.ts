@@ -4,7 +4,7 @@
  * knows how each tool words "that is not there", so callers tolerate absence by type, not by text.
  */
 import { execFile } from "node:child_process";
-import { UnavailableError, type PluginErrorOptions } from "../errors.js";
+import { InternalError, UnavailableError, type PluginErrorOptions } from "../errors.js";
 
 export type ToolResult = { stdout: string; stderr: string };
 
@@ -123,7 +123,7 @@ function toolFailure(tool: string, args: string[], stderr: string, cause: Error)
 export function chainRestoreText(table: string, chain: string, policy: string, rules: string[][]): string {
   const words = rules.flat();
   if (words.some((word) => word === "" || /[\s"'#]/.test(word))) {
-    throw new UnavailableError(`refusing a rule word for ${chain}: ${JSON.stringify(words)}`);
+    throw new InternalError(`refusing a rule word for ${chain}: ${JSON.stringify(words)}`);
   }
   return [
     `*${table}`,
