@@ -27,6 +27,10 @@ export type HostNetwork = {
   deleteJump: typeof iptables.deleteJump;
   deleteChain: typeof iptables.deleteChain;
   listChains: typeof iptables.listChains;
+  /** Read-only, for the doctor: a chain's rules as `iptables -S` prints them. */
+  listChainRules: typeof iptables.listChainRules;
+  /** Read-only, for the doctor: which iptables (legacy or nft) this host's rules live in. */
+  iptablesVersion: typeof iptables.iptablesVersion;
   deleteJumpsTo: typeof iptables.deleteJumpsTo;
   listLinkNames: typeof links.listLinkNames;
   readBootId: typeof links.readBootId;

@@ -60,8 +60,8 @@ export async function deleteChain(table: Table, chain: string): Promise<void> {
   }
 }
 
-/** The rules of one of our chains, as `iptables -S` prints them. */
-export async function listChain(table: Table, chain: string): Promise<string[] | undefined> {
+/** The rules of a chain as `iptables -S` prints them (`-A ...` lines); undefined when it does not exist. */
+export async function listChainRules(table: Table, chain: string): Promise<string[] | undefined> {
   try {
     const { stdout } = await iptables(["-t", table, "-S", checkChainName(chain)]);
     return stdout.split("\n").filter((line) => line.startsWith("-A "));
