@@ -9,8 +9,8 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { SubnetUsage } from "../ipam-driver/allocator.js";
 import type { GrowthStatus } from "../ipam-driver/pool-growth.js";
 
-/** What the plugin does in Azure: pool growth per subnet, and the state of every endpoint's links. */
-export type AzureView = { growth: GrowthStatus[]; linkStates: string[] };
+/** What the plugin does in Azure: pool growth per subnet, and the state of every endpoint's Azure links. */
+export type AzureView = { growth: GrowthStatus[]; azureLinkStates: string[] };
 
 export class Metrics {
   readonly registry = new Registry();
@@ -110,7 +110,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const state of ["linking", "linked", "failed", "unlinking"]) this.set({ state }, 0);
-        for (const state of azure().linkStates) this.inc({ state });
+        for (const state of azure().azureLinkStates) this.inc({ state });
       },
     });
   }
