@@ -145,56 +145,73 @@ export function armFailure(action: string, error: unknown): PluginError {
   if (error instanceof PluginError) return error;
   const failure = error as RestErrorLike;
   const detail = failure.message?.split("\n")[0] ?? String(error);
-  if (failure.name === "CredentialUnavailableError" || failure.name === "AuthenticationError") {
-    return new UnavailableError(`cannot ${action}: no managed identity token: ${detail}`, {
-      hint: "assign a managed identity to the VM (or set --identity-client-id for a user-assigned one)",
-      cause: error,
-    });
-  }
-  if (failure.statusCode === 403) {
-    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(
-      detail,
-    )?.[1];
-    const lacking = missing ? `: the VM's identity lacks ${missing}` : "";
-    return new UnavailableError(`cannot ${action}: Azure refused (${failure.code ?? "403"})${lacking}`, {
-      hint: `grant the VM's managed identity ${missing ?? "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
-      cause: error,
-    });
-  }
-  if (failure.statusCode === 429) {
-    const seconds = Number(failure.response?.headers.get("retry-after") ?? "");
-    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds : 60;
-    return new RetryLaterError(
-      `cannot ${action}: Azure Resource Manager is throttling this VM's requests (retry after ${wait} s)`,
-      wait * 1000,
-    );
-  }
-  if (failure.statusCode === 412) {
-    return new UnavailableError(
-      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
-      {
-        hint: "the plugin tries again later; if this repeats, find what else keeps changing the NIC",
-        cause: error,
-      },
-    );
-  }
-  if (failure.statusCode === 400 || failure.statusCode === 409) {
-    return new InvalidParameterError(
-      `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,
-      {
-        hint: "fix the named resource or option",
-        cause: error,
-      },
-    );
-  }
-  if (/long-running operation has failed/i.test(detail)) {
-    return new UnavailableError(`cannot ${action}: the Azure operation failed: ${detail}`, {
-      hint: "the NIC is unchanged; see the activity log of the NIC in Azure",
-      cause: error,
-    });
+  for (const explain of ARM_FAILURES) {
+    const explained = explain(action, failure, detail);
+    if (explained) return explained;
   }
   return new UnavailableError(`cannot ${action}: ${detail}`, {
     hint: "check that Azure Resource Manager is reachable from the VM",
     cause: error,
   });
 }
+
+/** One kind of ARM failure: the plugin error that explains it, or undefined when it is another kind. */
+type ArmFailureKind = (action: string, failure: RestErrorLike, detail: string) => PluginError | undefined;
+
+/** The kinds of ARM failure with a fix of their own, tried in order. */
+const ARM_FAILURES: ArmFailureKind[] = [
+  function noIdentity(action, failure, detail) {
+    if (failure.name !== "CredentialUnavailableError" && failure.name !== "AuthenticationError") return;
+    return new UnavailableError(`cannot ${action}: no managed identity token: ${detail}`, {
+      hint: "assign a managed identity to the VM (or set --identity-client-id for a user-assigned one)",
+      cause: failure,
+    });
+  },
+  function forbidden(action, failure, detail) {
+    if (failure.statusCode !== 403) return;
+    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(
+      detail,
+    )?.[1];
+    const lacking = missing ? `: the VM's identity lacks ${missing}` : "";
+    return new UnavailableError(`cannot ${action}: Azure refused (${failure.code ?? "403"})${lacking}`, {
+      hint: `grant the VM's managed identity ${missing ?? "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
+      cause: failure,
+    });
+  },
+  function throttled(action, failure) {
+    if (failure.statusCode !== 429) return;
+    const seconds = Number(failure.response?.headers.get("retry-after") ?? "");
+    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds : 60;
+    return new RetryLaterError(
+      `cannot ${action}: Azure Resource Manager is throttling this VM's requests (retry after ${wait} s)`,
+      wait * 1000,
+    );
+  },
+  function changedMeanwhile(action, failure) {
+    if (failure.statusCode !== 412) return;
+    return new UnavailableError(
+      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
+      {
+        hint: "the plugin tries again later; if this repeats, find what else keeps changing the NIC",
+        cause: failure,
+      },
+    );
+  },
+  function rejected(action, failure, detail) {
+    if (failure.statusCode !== 400 && failure.statusCode !== 409) return;
+    return new InvalidParameterError(
+      `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,
+      {
+        hint: "fix the named resource or option",
+        cause: failure,
+      },
+    );
+  },
+  function operationFailed(action, failure, detail) {
+    if (!/long-running operation has failed/i.test(detail)) return;
+    return new UnavailableError(`cannot ${action}: the Azure operation failed: ${detail}`, {
+      hint: "the NIC is unchanged; see the activity log of the NIC in Azure",
+      cause: failure,
+    });
+  },
+];
