@@ -5,7 +5,7 @@
 import { expect } from "chai";
 import { ensureBridgeJump, setBridgeChainRules } from "../../lib/host-net/ebtables.js";
 import { setChainRules } from "../../lib/host-net/iptables.js";
-import { createVethPair, writeSysctl } from "../../lib/host-net/links.js";
+import { createVethPair, writeSysctl } from "../../lib/host-net/interfaces.js";
 import { checkComment, checkInterfaceName } from "../../lib/host-net/names.js";
 import { chainRestoreText } from "../../lib/host-net/run-tool.js";
 import { keepGoing } from "../../lib/keep-going.js";

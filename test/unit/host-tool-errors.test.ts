@@ -3,7 +3,7 @@
  * "not there", and the deletions and checks that tolerate absence catch that type, not the text.
  */
 import { expect } from "chai";
-import { linkExists } from "../../lib/host-net/links.js";
+import { linkExists } from "../../lib/host-net/interfaces.js";
 import {
   HostObjectMissingError,
   HostToolError,

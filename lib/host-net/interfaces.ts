@@ -1,6 +1,8 @@
 /**
- * Links, routes and per-interface sysctls through iproute2 and /proc/sys. Creation is idempotent where
- * the kernel allows (`replace`), deletion tolerates absence, so every caller can safely run twice.
+ * Network interfaces (kernel links: veth pairs, bridges, the NICs), their addresses and routes, and
+ * per-interface sysctls, through iproute2 and /proc/sys. "Link" here is always the kernel's word for an
+ * interface, never an Azure link. Creation is idempotent where the kernel allows (`replace`), deletion
+ * tolerates absence, so every caller can safely run twice.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { InternalError, UnavailableError } from "../errors.js";
@@ -35,7 +37,7 @@ export async function setLinkUp(name: string): Promise<void> {
   await runTool("ip", ["link", "set", "dev", checkInterfaceName(name), "up"]);
 }
 
-/** Deletes a link (a veth's peer goes with it); a missing link is not an error. */
+/** Deletes a kernel link (deleting one end of a veth pair deletes both); a missing one is not an error. */
 export async function deleteLink(name: string): Promise<void> {
   if (!(await linkExists(name))) return;
   await runTool("ip", ["link", "del", "dev", checkInterfaceName(name)]);
