@@ -1,8 +1,8 @@
 /**
  * Prometheus metrics (opt-in with --metrics-address): the pool per NIC subnet and its growth through
  * Azure, Azure links by state, requests and their latency per call, errors by code, and what
- * reconciliation changed. Served on its own TCP address,
- * never on the plugin socket, so a scraper needs no access to the plugin's API.
+ * reconciliation changed. Served on its own TCP address, never on the plugin socket, so a scraper
+ * needs no access to the plugin's API.
  */
 import http from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";

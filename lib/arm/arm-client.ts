@@ -59,9 +59,10 @@ export async function createNetworkClient(
   // double the path's).
   const imds = options.imdsUrl.replace(/\/+$/, "");
   if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
-  // Loaded on first use, and only the two operation groups the plugin calls: NetworkManagementClient
-  // builds all of its 170, and with the identity library the whole SDK would add tens of MiB to a
-  // plugin that may never talk to Azure Resource Manager. createNetworkManagement (the package's public
+  // Loaded on first use, and only the two operation groups the plugin calls: the SDK with the identity
+  // library adds about 23 MiB to the plugin's resident memory, which a plugin that never talks to Azure
+  // Resource Manager should not pay, and NetworkManagementClient, which builds all 170 operation
+  // groups, 9 MiB more (docs/benchmarks.md, ARM section). createNetworkManagement (the package's public
   // "./api") makes the context every operation group runs on, as NetworkManagementClient's constructor
   // does: the identity, the endpoint, ARM's scope and the SDK's user agent.
   const entry = import.meta.resolve("@azure/arm-network");
@@ -84,7 +85,8 @@ export async function createNetworkClient(
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();
   // node:https and node:tls are loaded here, not on import: the plugin imports this module at start,
-  // and TLS costs about 5 MiB resident on Node 24 that a plugin without ARM features never needs.
+  // and TLS costs about 2 MiB of its resident memory on Node 24 (docs/benchmarks.md) that a plugin
+  // without ARM features never needs.
   const agent = options.caFile ? await extraCaAgent(options.caFile) : undefined;
   const context = createNetworkManagement(credential, subscriptionId, {
     endpoint: options.endpoint,

@@ -2,9 +2,9 @@
  * This VM's NICs as Azure Resource Manager sees them, and every change the plugin makes to them: adding
  * and removing secondary IP configurations, associating an IP configuration with a public IP or a
  * load-balancer backend pool (an endpoint's "Azure links"), and creating or deleting the public IPs the
- * plugin owns. The VM finds
- * itself through IMDS (subscription, resource group, VM id) and matches ARM's NICs to local ones by MAC.
- * A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC run one at a time.
+ * plugin owns. The VM finds itself through IMDS (subscription, resource group, VM id) and matches ARM's
+ * NICs to local ones by MAC. A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC
+ * run one at a time.
  */
 import { randomBytes } from "node:crypto";
 import type { NetworkInterface, NetworkInterfaceIPConfiguration } from "@azure/arm-network";
