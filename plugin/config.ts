@@ -7,14 +7,17 @@ import { parseArgs } from "node:util";
 import { InvalidParameterError } from "../lib/errors.js";
 import { LOG_LEVELS, type LogLevel } from "../lib/logger.js";
 
+/** Where the pool of addresses can come from (`--pool-source`). */
 export const POOL_SOURCES = ["imds", "wireserver", "file"] as const;
 /**
  * A container start that waits for pool growth must still answer inside dockerd's 30 s wait for a
  * legacy plugin, with room for the allocation itself.
  */
 export const MAX_POOL_GROW_WAIT_SECONDS = 25;
+/** One of POOL_SOURCES. */
 export type PoolSourceName = (typeof POOL_SOURCES)[number];
 
+/** The checked configuration the service runs with; durations in milliseconds. */
 export type PluginConfig = {
   socketPath: string;
   stateDir: string;

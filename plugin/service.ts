@@ -29,12 +29,15 @@ import { createApp } from "./server.js";
 import { StateFile } from "../lib/state-file.js";
 import { listenOnUnixSocket } from "./unix-socket.js";
 
+/** The state file's name inside `--state-dir`. */
 export const STATE_FILE_NAME = "state.json";
 /** Reads of the pool source before giving up at start when nothing is known about the pool. */
 const STARTUP_ATTEMPTS = 3;
 
+/** What tests substitute: the logger, the host (a recording fake) and the pool refresh's spacing. */
 export type ServiceDeps = { logger: Logger; host?: HostNetwork; minSpacingMs?: number };
 
+/** A started plugin, as the command line and the API tests hold it. */
 export type RunningService = {
   ipam: IpamDriver;
   /** Reads the pool source now (as the periodic refresh would). */

@@ -24,6 +24,7 @@ const DEFAULT_IMDS = "http://169.254.169.254";
  */
 const LONGEST_THROTTLING_SLEEP_S = 10;
 
+/** Where and as whom the plugin talks to Azure Resource Manager. */
 export type ArmClientOptions = {
   /** ARM base URL, `https://management.azure.com` outside tests and sovereign clouds. */
   endpoint: string;
@@ -51,6 +52,7 @@ export const ARM_NETWORK_OPERATION_MODULES = {
   publicIPAddresses: "./classic/publicIPAddresses/index.js",
 } as const;
 
+/** Builds the two operation groups for `subscriptionId`, loading the SDK on this first call. */
 export async function createNetworkClient(
   subscriptionId: string,
   options: ArmClientOptions,

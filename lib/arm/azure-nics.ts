@@ -24,6 +24,7 @@ const COMPUTE_PATH = "/metadata/instance/compute?api-version=2021-02-01";
 /** Tries of an edit whose PUT found the NIC changed by someone else since the GET. */
 const EDIT_ATTEMPTS = 3;
 
+/** The ARM client's options, the cap on IP configurations per NIC, and the IMDS timeout. */
 export type AzureNicsOptions = ArmClientOptions & {
   /** Azure allows 256 IP configurations per NIC; a lower cap leaves room for other uses. */
   maxIpConfigurations: number;
@@ -59,6 +60,10 @@ export type AzureLinkChange = {
  */
 export class IpConfigurationMissingError extends UnavailableError {}
 
+/**
+ * This VM's NICs in Azure, for pool growth (IpamDriver) and Azure links (NetworkDriver). Finds the VM
+ * on first use, not at construction, so a plugin without ARM features never talks to ARM.
+ */
 export class AzureNics {
   private located:
     | Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }>

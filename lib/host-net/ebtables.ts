@@ -36,6 +36,7 @@ export async function ensureBridgeJump(
   if (!(await listRules(from)).includes(rule.join(" "))) await ebtables(["-A", from, ...rule]);
 }
 
+/** Removes every copy of the jump ensureBridgeJump adds; none there is fine. */
 export async function deleteBridgeJump(
   from: "PREROUTING" | "POSTROUTING",
   match: string[],

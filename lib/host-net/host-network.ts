@@ -11,6 +11,7 @@ import { runTool } from "./run-tool.js";
 /** A network interface of the plugin's namespace as the kernel reports it. */
 export type LocalInterface = { name: string; macAddress: string; mtu: number; hasDefaultRoute: boolean };
 
+/** Every kernel read and change the drivers, the IPAM refresher and the doctor make. */
 export type HostNetwork = {
   /** The interfaces of the plugin's network namespace, with MAC, MTU and whether the default route uses them. */
   listInterfaces(): Promise<LocalInterface[]>;

@@ -33,6 +33,7 @@ export async function createVethPair(
   ]);
 }
 
+/** Brings a kernel link up (idempotent). */
 export async function setLinkUp(name: string): Promise<void> {
   await runTool("ip", ["link", "set", "dev", checkInterfaceName(name), "up"]);
 }
@@ -43,6 +44,7 @@ export async function deleteLink(name: string): Promise<void> {
   await runTool("ip", ["link", "del", "dev", checkInterfaceName(name)]);
 }
 
+/** Whether the plugin's namespace has a kernel link of that name. */
 export async function linkExists(name: string): Promise<boolean> {
   try {
     await runTool("ip", ["-j", "link", "show", "dev", checkInterfaceName(name)]);
@@ -78,6 +80,7 @@ export async function readSysctl(key: string): Promise<string> {
   return (await readFile(sysctlPath(key), "utf8")).trim();
 }
 
+/** Writes a `net/ipv4/...` style key under /proc/sys; fails with the key and the kernel's reason. */
 export async function writeSysctl(key: string, value: string): Promise<void> {
   const path = sysctlPath(key);
   try {
@@ -155,6 +158,7 @@ export async function linkMaster(name: string): Promise<string | undefined> {
   return (JSON.parse(stdout) as { master?: string }[])[0]?.master;
 }
 
+/** The IPv4 addresses of a device, with what addIpv4Address needs to put each back exactly. */
 export async function listIpv4Addresses(device: string): Promise<Ipv4Address[]> {
   const { stdout } = await runTool("ip", ["-j", "-4", "addr", "show", "dev", checkInterfaceName(device)]);
   return (JSON.parse(stdout || "[]") as { addr_info?: Ipv4Address[] }[]).flatMap(
@@ -184,6 +188,7 @@ export async function addIpv4Address(device: string, address: Ipv4Address): Prom
   await runTool("ip", args);
 }
 
+/** Removes an address from a device; an address or device already gone is fine. */
 export async function deleteIpv4Address(device: string, address: Ipv4Address): Promise<void> {
   await runTool("ip", [
     "addr",

@@ -6,6 +6,7 @@
 import { checkChainName, checkComment } from "./names.js";
 import { chainRestoreText, ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
+/** The iptables tables the plugin keeps chains in. */
 export type Table = "filter" | "nat" | "mangle";
 
 const iptables = (args: string[]) => runTool("iptables", args[0] === "-V" ? args : ["-w", "5", ...args]);
@@ -41,6 +42,7 @@ export async function ensureJump(
   await iptables(["-t", table, "-I", from, String(position + 1), ...rule]);
 }
 
+/** Removes every copy of the jump ensureJump adds (whatever its position); none there is fine. */
 export async function deleteJump(
   table: Table,
   from: string,

@@ -6,6 +6,7 @@
 import { execFile } from "node:child_process";
 import { InternalError, UnavailableError, type PluginErrorOptions } from "../errors.js";
 
+/** What a tool that exited 0 printed. */
 export type ToolResult = { stdout: string; stderr: string };
 
 /** A host tool exited non-zero, timed out or could not start (503: the kernel may be busy). */

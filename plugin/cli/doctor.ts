@@ -13,11 +13,13 @@ import { dockerApi, type DockerVersion } from "../docker-api.js";
 import { judgeDockerVersion } from "./tested-docker.js";
 import { fetchStatus, type PluginStatus } from "./plugin-client.js";
 
+/** One line of the doctor's report. */
 export type Finding = { check: string; result: "ok" | "warn" | "fail"; message: string };
 
 /** The host reads the doctor makes, all through the plugin's one door to the kernel. */
 export type DoctorHost = Pick<HostNetwork, "readSysctl" | "listChainRules" | "iptablesVersion">;
 
+/** Where the plugin, Docker and IMDS are; and, in tests, the host to read. */
 export type DoctorOptions = {
   socket: string;
   dockerSocket: string;
@@ -72,6 +74,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
   return findings;
 }
 
+/** The report as the doctor prints it: `ok  `, `WARN` or `FAIL`, the check, the message. */
 export function formatFindings(findings: Finding[]): string {
   const mark = { ok: "ok  ", warn: "WARN", fail: "FAIL" } as const;
   return findings.map((f) => `${mark[f.result]}  ${f.check}: ${f.message}`).join("\n") + "\n";
