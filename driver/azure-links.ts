@@ -5,6 +5,7 @@
  * one change at a time, in order, records progress in the state file (shown by EndpointOperInfo and
  * `azure-vnet status`), retries what failed, and picks up unfinished work after a restart.
  */
+import { IpConfigurationMissingError } from "../lib/arm/azure-nics.js";
 import { PluginError, RetryLaterError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { SerialQueue } from "../lib/serial-queue.js";
@@ -153,7 +154,7 @@ export class AzureLinker {
         })
         .catch((error: unknown) => {
           // The address is no longer on the NIC: nothing is linked to it any more.
-          if (!/has no IP configuration with/.test((error as Error).message)) throw error;
+          if (!(error instanceof IpConfigurationMissingError)) throw error;
         });
     }
     if (links.publicIpId && links.createdPublicIp) await this.editor.deletePublicIp(links.publicIpId);

@@ -52,7 +52,11 @@ export class PoolExhaustedError extends PluginError {
   readonly status = 503;
 }
 
-/** Something we depend on (IMDS, wireserver, the kernel) did not answer usefully (503). */
+/**
+ * Something we depend on (IMDS, wireserver, Azure Resource Manager, a host tool) did not answer
+ * usefully (503): trying again later may help. lib/host-net's HostToolError and lib/arm's
+ * IpConfigurationMissingError are kinds of it that callers catch by type.
+ */
 export class UnavailableError extends PluginError {
   readonly code = "ERR_UNAVAILABLE";
   readonly status = 503;
@@ -75,7 +79,7 @@ export class StateError extends PluginError {
   readonly status = 500;
 }
 
-/** A bug or an unexpected failure (500). */
+/** A bug or an unexpected failure (500), such as a safety check in lib/host-net refusing a value. */
 export class InternalError extends PluginError {
   readonly code = "ERR_INTERNAL";
   readonly status = 500;

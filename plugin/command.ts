@@ -1,12 +1,12 @@
 /**
- * The `azure-vnet` command (started by main.ts): reads the configuration, runs the plugin service until SIGTERM/SIGINT,
- * and exits non-zero with a sentence that says what to do when it cannot start. `status`, `doctor`
- * and `log-level` are operator subcommands that talk to the running plugin.
+ * The `azure-vnet` command (started by main.ts): reads the configuration, runs the plugin service
+ * until SIGTERM/SIGINT, and exits non-zero with a sentence that says what to do when it cannot start.
+ * `status`, `doctor` and `log-level` are operator subcommands that talk to the running plugin.
  */
 import { runSubcommand, SUBCOMMAND_USAGE, SUBCOMMANDS } from "./cli/commands.js";
 import { loadConfig, usageText } from "./config.js";
 import { toPluginError } from "../lib/errors.js";
-import { createLogger } from "../lib/logger.js";
+import { createLogger, type Logger } from "../lib/logger.js";
 import { startService } from "./service.js";
 
 /** How long shutdown may take before the process exits anyway. */
@@ -47,7 +47,18 @@ export async function main(): Promise<number> {
     process.stderr.write(`azure-vnet: ${message}\n`);
     return 1;
   }
-  await new Promise<void>((resolve) => {
+  await shutdownSignal(logger);
+  await service.close();
+  logger.info("stopped");
+  return 0;
+}
+
+/**
+ * Resolves on the first SIGTERM or SIGINT. From then on the process has SHUTDOWN_GRACE_MS to stop
+ * before it exits anyway, so a stuck close never keeps dockerd or systemd waiting.
+ */
+function shutdownSignal(logger: Logger): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       logger.info("shutting down", { signal });
       setTimeout(() => {
@@ -59,7 +70,4 @@ export async function main(): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
-  await service.close();
-  logger.info("stopped");
-  return 0;
 }

@@ -1,16 +1,16 @@
 /**
  * Prometheus metrics (opt-in with --metrics-address): the pool per NIC subnet and its growth through
  * Azure, Azure links by state, requests and their latency per call, errors by code, and what
- * reconciliation changed. Served on its own TCP address,
- * never on the plugin socket, so a scraper needs no access to the plugin's API.
+ * reconciliation changed. Served on its own TCP address, never on the plugin socket, so a scraper
+ * needs no access to the plugin's API.
  */
 import http from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { SubnetUsage } from "../ipam-driver/allocator.js";
 import type { GrowthStatus } from "../ipam-driver/pool-growth.js";
 
-/** What the plugin does in Azure: pool growth per subnet, and the state of every endpoint's links. */
-export type AzureView = { growth: GrowthStatus[]; linkStates: string[] };
+/** What the plugin does in Azure: pool growth per subnet, and the state of every endpoint's Azure links. */
+export type AzureView = { growth: GrowthStatus[]; azureLinkStates: string[] };
 
 export class Metrics {
   readonly registry = new Registry();
@@ -110,7 +110,7 @@ export class Metrics {
       collect() {
         this.reset();
         for (const state of ["linking", "linked", "failed", "unlinking"]) this.set({ state }, 0);
-        for (const state of azure().linkStates) this.inc({ state });
+        for (const state of azure().azureLinkStates) this.inc({ state });
       },
     });
   }

@@ -24,6 +24,7 @@ const DEFAULT_IMDS = "http://169.254.169.254";
  */
 const LONGEST_THROTTLING_SLEEP_S = 10;
 
+/** Where and as whom the plugin talks to Azure Resource Manager. */
 export type ArmClientOptions = {
   /** ARM base URL, `https://management.azure.com` outside tests and sovereign clouds. */
   endpoint: string;
@@ -51,6 +52,7 @@ export const ARM_NETWORK_OPERATION_MODULES = {
   publicIPAddresses: "./classic/publicIPAddresses/index.js",
 } as const;
 
+/** Builds the two operation groups for `subscriptionId`, loading the SDK on this first call. */
 export async function createNetworkClient(
   subscriptionId: string,
   options: ArmClientOptions,
@@ -59,9 +61,10 @@ export async function createNetworkClient(
   // double the path's).
   const imds = options.imdsUrl.replace(/\/+$/, "");
   if (imds !== DEFAULT_IMDS) process.env[IMDS_HOST_VARIABLE] ??= imds;
-  // Loaded on first use, and only the two operation groups the plugin calls: NetworkManagementClient
-  // builds all of its 170, and with the identity library the whole SDK would add tens of MiB to a
-  // plugin that may never talk to Azure Resource Manager. createNetworkManagement (the package's public
+  // Loaded on first use, and only the two operation groups the plugin calls: the SDK with the identity
+  // library adds about 23 MiB to the plugin's resident memory, which a plugin that never talks to Azure
+  // Resource Manager should not pay, and NetworkManagementClient, which builds all 170 operation
+  // groups, 9 MiB more (docs/benchmarks.md, ARM section). createNetworkManagement (the package's public
   // "./api") makes the context every operation group runs on, as NetworkManagementClient's constructor
   // does: the identity, the endpoint, ARM's scope and the SDK's user agent.
   const entry = import.meta.resolve("@azure/arm-network");
@@ -84,7 +87,8 @@ export async function createNetworkClient(
     ? new ManagedIdentityCredential({ clientId: options.identityClientId })
     : new ManagedIdentityCredential();
   // node:https and node:tls are loaded here, not on import: the plugin imports this module at start,
-  // and TLS costs about 5 MiB resident on Node 24 that a plugin without ARM features never needs.
+  // and TLS costs about 2 MiB of its resident memory on Node 24 (docs/benchmarks.md) that a plugin
+  // without ARM features never needs.
   const agent = options.caFile ? await extraCaAgent(options.caFile) : undefined;
   const context = createNetworkManagement(credential, subscriptionId, {
     endpoint: options.endpoint,
@@ -145,56 +149,73 @@ export function armFailure(action: string, error: unknown): PluginError {
   if (error instanceof PluginError) return error;
   const failure = error as RestErrorLike;
   const detail = failure.message?.split("\n")[0] ?? String(error);
-  if (failure.name === "CredentialUnavailableError" || failure.name === "AuthenticationError") {
-    return new UnavailableError(`cannot ${action}: no managed identity token: ${detail}`, {
-      hint: "assign a managed identity to the VM (or set --identity-client-id for a user-assigned one)",
-      cause: error,
-    });
-  }
-  if (failure.statusCode === 403) {
-    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(
-      detail,
-    )?.[1];
-    const lacking = missing ? `: the VM's identity lacks ${missing}` : "";
-    return new UnavailableError(`cannot ${action}: Azure refused (${failure.code ?? "403"})${lacking}`, {
-      hint: `grant the VM's managed identity ${missing ?? "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
-      cause: error,
-    });
-  }
-  if (failure.statusCode === 429) {
-    const seconds = Number(failure.response?.headers.get("retry-after") ?? "");
-    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds : 60;
-    return new RetryLaterError(
-      `cannot ${action}: Azure Resource Manager is throttling this VM's requests (retry after ${wait} s)`,
-      wait * 1000,
-    );
-  }
-  if (failure.statusCode === 412) {
-    return new UnavailableError(
-      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
-      {
-        hint: "the plugin tries again later; if this repeats, find what else keeps changing the NIC",
-        cause: error,
-      },
-    );
-  }
-  if (failure.statusCode === 400 || failure.statusCode === 409) {
-    return new InvalidParameterError(
-      `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,
-      {
-        hint: "fix the named resource or option",
-        cause: error,
-      },
-    );
-  }
-  if (/long-running operation has failed/i.test(detail)) {
-    return new UnavailableError(`cannot ${action}: the Azure operation failed: ${detail}`, {
-      hint: "the NIC is unchanged; see the activity log of the NIC in Azure",
-      cause: error,
-    });
+  for (const explain of ARM_FAILURES) {
+    const explained = explain(action, failure, detail);
+    if (explained) return explained;
   }
   return new UnavailableError(`cannot ${action}: ${detail}`, {
     hint: "check that Azure Resource Manager is reachable from the VM",
     cause: error,
   });
 }
+
+/** One kind of ARM failure: the plugin error that explains it, or undefined when it is another kind. */
+type ArmFailureKind = (action: string, failure: RestErrorLike, detail: string) => PluginError | undefined;
+
+/** The kinds of ARM failure with a fix of their own, tried in order. */
+const ARM_FAILURES: ArmFailureKind[] = [
+  function noIdentity(action, failure, detail) {
+    if (failure.name !== "CredentialUnavailableError" && failure.name !== "AuthenticationError") return;
+    return new UnavailableError(`cannot ${action}: no managed identity token: ${detail}`, {
+      hint: "assign a managed identity to the VM (or set --identity-client-id for a user-assigned one)",
+      cause: failure,
+    });
+  },
+  function forbidden(action, failure, detail) {
+    if (failure.statusCode !== 403) return;
+    const missing = /does not have (?:authorization|permission) to perform action '([^']+)'/.exec(
+      detail,
+    )?.[1];
+    const lacking = missing ? `: the VM's identity lacks ${missing}` : "";
+    return new UnavailableError(`cannot ${action}: Azure refused (${failure.code ?? "403"})${lacking}`, {
+      hint: `grant the VM's managed identity ${missing ?? "the missing permission"} (the Network Contributor role on the NIC's resource group and subnet has it)`,
+      cause: failure,
+    });
+  },
+  function throttled(action, failure) {
+    if (failure.statusCode !== 429) return;
+    const seconds = Number(failure.response?.headers.get("retry-after") ?? "");
+    const wait = Number.isFinite(seconds) && seconds > 0 ? seconds : 60;
+    return new RetryLaterError(
+      `cannot ${action}: Azure Resource Manager is throttling this VM's requests (retry after ${wait} s)`,
+      wait * 1000,
+    );
+  },
+  function changedMeanwhile(action, failure) {
+    if (failure.statusCode !== 412) return;
+    return new UnavailableError(
+      `cannot ${action}: the NIC kept changing in Azure while the plugin changed it`,
+      {
+        hint: "the plugin tries again later; if this repeats, find what else keeps changing the NIC",
+        cause: failure,
+      },
+    );
+  },
+  function rejected(action, failure, detail) {
+    if (failure.statusCode !== 400 && failure.statusCode !== 409) return;
+    return new InvalidParameterError(
+      `cannot ${action}: Azure rejected the change (${failure.code}): ${detail}`,
+      {
+        hint: "fix the named resource or option",
+        cause: failure,
+      },
+    );
+  },
+  function operationFailed(action, failure, detail) {
+    if (!/long-running operation has failed/i.test(detail)) return;
+    return new UnavailableError(`cannot ${action}: the Azure operation failed: ${detail}`, {
+      hint: "the NIC is unchanged; see the activity log of the NIC in Azure",
+      cause: failure,
+    });
+  },
+];

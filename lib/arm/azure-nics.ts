@@ -1,9 +1,10 @@
 /**
  * This VM's NICs as Azure Resource Manager sees them, and every change the plugin makes to them: adding
- * and removing secondary IP configurations, pointing an IP configuration at a public IP or a
- * load-balancer backend pool, and creating or deleting the public IPs the plugin owns. The VM finds
- * itself through IMDS (subscription, resource group, VM id) and matches ARM's NICs to local ones by MAC.
- * A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC run one at a time.
+ * and removing secondary IP configurations, associating an IP configuration with a public IP or a
+ * load-balancer backend pool (an endpoint's "Azure links"), and creating or deleting the public IPs the
+ * plugin owns. The VM finds itself through IMDS (subscription, resource group, VM id) and matches ARM's
+ * NICs to local ones by MAC. A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC
+ * run one at a time.
  */
 import { randomBytes } from "node:crypto";
 import type { NetworkInterface, NetworkInterfaceIPConfiguration } from "@azure/arm-network";
@@ -23,6 +24,7 @@ const COMPUTE_PATH = "/metadata/instance/compute?api-version=2021-02-01";
 /** Tries of an edit whose PUT found the NIC changed by someone else since the GET. */
 const EDIT_ATTEMPTS = 3;
 
+/** The ARM client's options, the cap on IP configurations per NIC, and the IMDS timeout. */
 export type AzureNicsOptions = ArmClientOptions & {
   /** Azure allows 256 IP configurations per NIC; a lower cap leaves room for other uses. */
   maxIpConfigurations: number;
@@ -35,8 +37,11 @@ export type VmLocation = { subscriptionId: string; resourceGroup: string; vmId: 
 /** A NIC of this VM as ARM names it. */
 type ArmNicName = { resourceGroup: string; name: string };
 
-/** What to link an IP configuration to; `undefined` leaves that part as it is. */
-export type IpConfigurationLinks = {
+/**
+ * A change to the Azure links of an IP configuration: which public IP and backend pools to associate
+ * or dissociate; `undefined` leaves that part as it is.
+ */
+export type AzureLinkChange = {
   /** A public IP resource id to associate. */
   publicIpId?: string;
   /**
@@ -48,6 +53,17 @@ export type IpConfigurationLinks = {
   removeBackendPools?: string[];
 };
 
+/**
+ * The NIC in Azure has no IP configuration with the address asked about: it was removed from the NIC.
+ * Still 503 to whoever asked; an unlink catches it by type, since nothing is associated with an
+ * address the NIC no longer holds.
+ */
+export class IpConfigurationMissingError extends UnavailableError {}
+
+/**
+ * This VM's NICs in Azure, for pool growth (IpamDriver) and Azure links (NetworkDriver). Finds the VM
+ * on first use, not at construction, so a plugin without ARM features never talks to ARM.
+ */
 export class AzureNics {
   private located:
     | Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }>
@@ -139,32 +155,34 @@ export class AzureNics {
     ).then((removed) => removed ?? []);
   }
 
-  /** Links (or unlinks) the IP configuration holding `address` on the NIC with `macAddress`. */
-  async linkIpConfiguration(macAddress: string, address: string, links: IpConfigurationLinks): Promise<void> {
+  /**
+   * Associates the IP configuration holding `address` on the NIC with `macAddress` with a public IP and
+   * backend pools, or dissociates it from them, as `change` says.
+   */
+  async linkIpConfiguration(macAddress: string, address: string, change: AzureLinkChange): Promise<void> {
     await this.editNic(macAddress, `change the IP configuration of ${address}`, (nic) => {
       const configuration = (nic.ipConfigurations ?? []).find((c) => c.privateIPAddress === address);
       if (!configuration) {
-        throw new UnavailableError(`NIC ${nic.name} has no IP configuration with ${address} in Azure`, {
-          hint: "the address was removed from the NIC; remove the container",
-        });
+        throw new IpConfigurationMissingError(
+          `NIC ${nic.name} has no IP configuration with ${address} in Azure`,
+          {
+            hint: "the address was removed from the NIC; remove the container",
+          },
+        );
       }
-      if (links.publicIpId !== undefined) configuration.publicIPAddress = { id: links.publicIpId };
+      if (change.publicIpId !== undefined) configuration.publicIPAddress = { id: change.publicIpId };
       if (
-        links.removePublicIpId &&
-        sameIds([links.removePublicIpId], configuration.publicIPAddress?.id ?? "")
+        change.removePublicIpId &&
+        sameIds([change.removePublicIpId], configuration.publicIPAddress?.id ?? "")
       )
         configuration.publicIPAddress = undefined;
       const pools = (configuration.loadBalancerBackendAddressPools ?? []).filter(
-        (pool) => !sameIds(links.removeBackendPools ?? [], pool.id),
+        (pool) => !sameIds(change.removeBackendPools ?? [], pool.id),
       );
-      for (const id of links.addBackendPools ?? [])
-        if (
-          !sameIds(
-            pools.map((p) => p.id ?? ""),
-            id,
-          )
-        )
-          pools.push({ id });
+      for (const id of change.addBackendPools ?? []) {
+        const present = pools.map((pool) => pool.id ?? "");
+        if (!sameIds(present, id)) pools.push({ id });
+      }
       configuration.loadBalancerBackendAddressPools = pools;
       return () => undefined;
     });

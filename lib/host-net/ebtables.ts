@@ -3,16 +3,16 @@
  * iptables, built-in chains get only one jump and our chains are ours to flush. ebtables has no comment
  * match, so the chain names carry the ownership.
  */
-import { UnavailableError } from "../errors.js";
+import { InternalError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
-import { chainRestoreText, runTool } from "./run-tool.js";
+import { chainRestoreText, ignoreMissing, runTool } from "./run-tool.js";
 
 const EBTABLES_CHAIN = /^AZV-[A-Za-z0-9_.-]{1,24}$/;
 const ebtables = (args: string[]) => runTool("ebtables", ["--concurrent", "-t", "nat", ...args]);
 
 function checkChain(name: string): string {
   if (!EBTABLES_CHAIN.test(name))
-    throw new UnavailableError(`refusing ebtables chain name ${JSON.stringify(name)}`);
+    throw new InternalError(`refusing ebtables chain name ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -36,6 +36,7 @@ export async function ensureBridgeJump(
   if (!(await listRules(from)).includes(rule.join(" "))) await ebtables(["-A", from, ...rule]);
 }
 
+/** Removes every copy of the jump ensureBridgeJump adds; none there is fine. */
 export async function deleteBridgeJump(
   from: "PREROUTING" | "POSTROUTING",
   match: string[],
@@ -51,7 +52,7 @@ function jumpRule(match: string[], to: string): string[] {
     match.length > 0 &&
     (rest.length > 0 || (direction !== "-i" && direction !== "-o") || port === undefined)
   ) {
-    throw new UnavailableError(`refusing ebtables jump match ${JSON.stringify(match)}`);
+    throw new InternalError(`refusing ebtables jump match ${JSON.stringify(match)}`);
   }
   return [...(port === undefined ? [] : [direction!, checkInterfaceName(port)]), "-j", checkChain(to)];
 }
@@ -59,9 +60,7 @@ function jumpRule(match: string[], to: string): string[] {
 /** Flushes and deletes our chain; a missing chain is not an error. */
 export async function deleteBridgeChain(chain: string): Promise<void> {
   for (const step of ["-F", "-X"]) {
-    await ebtables([step, checkChain(chain)]).catch((error: Error) => {
-      if (!/No chain|does not exist/.test(error.message)) throw error;
-    });
+    await ebtables([step, checkChain(chain)]).catch(ignoreMissing("chain"));
   }
 }
 

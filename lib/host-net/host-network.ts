@@ -1,59 +1,64 @@
 /**
- * The one door to the kernel's networking. Everything the plugin reads from or changes in links,
- * addresses, routes, sysctls and firewall rules goes through a HostNetwork, so the rest of the code
- * reads as intent and tests can substitute a recording fake.
+ * The one door to the kernel's networking. Everything the plugin reads from or changes in network
+ * interfaces (kernel links), addresses, routes, sysctls and firewall rules goes through a HostNetwork,
+ * so the rest of the code reads as intent and tests can substitute a recording fake.
  */
 import * as ebtables from "./ebtables.js";
 import * as iptables from "./iptables.js";
-import * as links from "./links.js";
+import * as interfaces from "./interfaces.js";
 import { runTool } from "./run-tool.js";
 
 /** A network interface of the plugin's namespace as the kernel reports it. */
 export type LocalInterface = { name: string; macAddress: string; mtu: number; hasDefaultRoute: boolean };
 
+/** Every kernel read and change the drivers, the IPAM refresher and the doctor make. */
 export type HostNetwork = {
   /** The interfaces of the plugin's network namespace, with MAC, MTU and whether the default route uses them. */
   listInterfaces(): Promise<LocalInterface[]>;
-  createVethPair: typeof links.createVethPair;
-  setLinkUp: typeof links.setLinkUp;
-  deleteLink: typeof links.deleteLink;
-  linkExists: typeof links.linkExists;
-  replaceHostRoute: typeof links.replaceHostRoute;
-  deleteHostRoute: typeof links.deleteHostRoute;
-  readSysctl: typeof links.readSysctl;
-  writeSysctl: typeof links.writeSysctl;
+  createVethPair: typeof interfaces.createVethPair;
+  setLinkUp: typeof interfaces.setLinkUp;
+  deleteLink: typeof interfaces.deleteLink;
+  linkExists: typeof interfaces.linkExists;
+  replaceHostRoute: typeof interfaces.replaceHostRoute;
+  deleteHostRoute: typeof interfaces.deleteHostRoute;
+  readSysctl: typeof interfaces.readSysctl;
+  writeSysctl: typeof interfaces.writeSysctl;
   setChainRules: typeof iptables.setChainRules;
   ensureJump: typeof iptables.ensureJump;
   deleteJump: typeof iptables.deleteJump;
   deleteChain: typeof iptables.deleteChain;
   listChains: typeof iptables.listChains;
+  /** Read-only, for the doctor: a chain's rules as `iptables -S` prints them. */
+  listChainRules: typeof iptables.listChainRules;
+  /** Read-only, for the doctor: which iptables (legacy or nft) this host's rules live in. */
+  iptablesVersion: typeof iptables.iptablesVersion;
   deleteJumpsTo: typeof iptables.deleteJumpsTo;
-  listLinkNames: typeof links.listLinkNames;
-  readBootId: typeof links.readBootId;
-  createBridge: typeof links.createBridge;
-  setLinkMaster: typeof links.setLinkMaster;
-  linkMaster: typeof links.linkMaster;
-  listIpv4Addresses: typeof links.listIpv4Addresses;
-  addIpv4Address: typeof links.addIpv4Address;
-  deleteIpv4Address: typeof links.deleteIpv4Address;
-  listManagedRoutes: typeof links.listManagedRoutes;
-  replaceRoute: typeof links.replaceRoute;
+  listLinkNames: typeof interfaces.listLinkNames;
+  readBootId: typeof interfaces.readBootId;
+  createBridge: typeof interfaces.createBridge;
+  setLinkMaster: typeof interfaces.setLinkMaster;
+  linkMaster: typeof interfaces.linkMaster;
+  listIpv4Addresses: typeof interfaces.listIpv4Addresses;
+  addIpv4Address: typeof interfaces.addIpv4Address;
+  deleteIpv4Address: typeof interfaces.deleteIpv4Address;
+  listManagedRoutes: typeof interfaces.listManagedRoutes;
+  replaceRoute: typeof interfaces.replaceRoute;
   setBridgeChainRules: typeof ebtables.setBridgeChainRules;
   ensureBridgeJump: typeof ebtables.ensureBridgeJump;
   deleteBridgeJump: typeof ebtables.deleteBridgeJump;
   deleteBridgeChain: typeof ebtables.deleteBridgeChain;
 };
 
-type IpLink = { ifname?: string; address?: string; mtu?: number; link_type?: string };
+type IpLinkJson = { ifname?: string; address?: string; mtu?: number; link_type?: string };
 type IpRoute = { dev?: string };
 
 async function listInterfaces(): Promise<LocalInterface[]> {
-  const [linkList, routes] = await Promise.all([
+  const [ipLinks, routes] = await Promise.all([
     runTool("ip", ["-j", "link", "show"]),
     runTool("ip", ["-j", "-4", "route", "show", "default"]),
   ]);
   const defaultDevices = new Set((JSON.parse(routes.stdout || "[]") as IpRoute[]).map((route) => route.dev));
-  return (JSON.parse(linkList.stdout || "[]") as IpLink[])
+  return (JSON.parse(ipLinks.stdout || "[]") as IpLinkJson[])
     .filter((link) => link.link_type === "ether" && link.ifname && link.address)
     .map((link) => ({
       name: link.ifname!,
@@ -65,5 +70,5 @@ async function listInterfaces(): Promise<LocalInterface[]> {
 
 /** The real host, through iproute2, /proc/sys and iptables. */
 export function createHostNetwork(): HostNetwork {
-  return { listInterfaces, ...links, ...iptables, ...ebtables };
+  return { listInterfaces, ...interfaces, ...iptables, ...ebtables };
 }

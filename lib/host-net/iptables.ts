@@ -3,10 +3,10 @@
  * everything else in its own chains, which it may flush at will; nobody else's rules are flushed,
  * reordered or touched. `-w` waits for the xtables lock that dockerd also takes.
  */
-import { UnavailableError } from "../errors.js";
 import { checkChainName, checkComment } from "./names.js";
-import { chainRestoreText, runTool } from "./run-tool.js";
+import { chainRestoreText, ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
+/** The iptables tables the plugin keeps chains in. */
 export type Table = "filter" | "nat" | "mangle";
 
 const iptables = (args: string[]) => runTool("iptables", args[0] === "-V" ? args : ["-w", "5", ...args]);
@@ -42,6 +42,7 @@ export async function ensureJump(
   await iptables(["-t", table, "-I", from, String(position + 1), ...rule]);
 }
 
+/** Removes every copy of the jump ensureJump adds (whatever its position); none there is fine. */
 export async function deleteJump(
   table: Table,
   from: string,
@@ -57,19 +58,17 @@ export async function deleteJump(
 export async function deleteChain(table: Table, chain: string): Promise<void> {
   checkChainName(chain);
   for (const step of ["-F", "-X"]) {
-    await iptables(["-t", table, step, chain]).catch((error: Error) => {
-      if (!/No chain|does not exist/.test(error.message)) throw error;
-    });
+    await iptables(["-t", table, step, chain]).catch(ignoreMissing("chain"));
   }
 }
 
-/** The rules of one of our chains, as `iptables -S` prints them. */
-export async function listChain(table: Table, chain: string): Promise<string[] | undefined> {
+/** The rules of a chain as `iptables -S` prints them (`-A ...` lines); undefined when it does not exist. */
+export async function listChainRules(table: Table, chain: string): Promise<string[] | undefined> {
   try {
     const { stdout } = await iptables(["-t", table, "-S", checkChainName(chain)]);
     return stdout.split("\n").filter((line) => line.startsWith("-A "));
   } catch (error) {
-    if (error instanceof UnavailableError && /No chain|does not exist/.test(error.message)) return undefined;
+    if (isMissing(error, "chain")) return undefined;
     throw error;
   }
 }
@@ -83,11 +82,7 @@ async function ruleExists(table: Table, chain: string, rule: string[]): Promise<
     await iptables(["-t", table, "-C", chain, ...rule]);
     return true;
   } catch (error) {
-    if (
-      error instanceof UnavailableError &&
-      /does a matching rule exist|Bad rule|No chain|does not exist/.test(error.message)
-    )
-      return false;
+    if (isMissing(error, "rule", "chain")) return false;
     throw error;
   }
 }

@@ -8,8 +8,10 @@ import { formatFindings, runDoctor } from "./doctor.js";
 import { setLogLevel } from "./plugin-client.js";
 import { statusCommand } from "./status-command.js";
 
+/** The first arguments that run an operator subcommand instead of the plugin. */
 export const SUBCOMMANDS = ["status", "doctor", "log-level"] as const;
 
+/** The subcommands' part of `--help`. */
 export const SUBCOMMAND_USAGE = [
   "       azure-vnet status [--json] [--socket PATH] [--docker-socket PATH]",
   "       azure-vnet doctor [--socket PATH] [--docker-socket PATH] [--imds-url URL]",

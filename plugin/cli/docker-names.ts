@@ -4,6 +4,7 @@
  */
 import { dockerApi } from "../docker-api.js";
 
+/** Docker's names by network id and by endpoint id. */
 export type DockerNames = { networks: Map<string, string>; containers: Map<string, string> };
 
 /** Names by network id and by endpoint id; empty maps when Docker cannot be reached. */

@@ -20,10 +20,12 @@ export type PluginStatus = {
   stateFile: string;
 };
 
+/** GET /status of the running plugin. */
 export function fetchStatus(socketPath: string): Promise<PluginStatus> {
   return call(socketPath, "GET", "/status") as Promise<PluginStatus>;
 }
 
+/** PUT /log-level: changes the running plugin's log level until it restarts. */
 export function setLogLevel(socketPath: string, level: string): Promise<unknown> {
   return call(socketPath, "PUT", "/log-level", JSON.stringify({ level }));
 }

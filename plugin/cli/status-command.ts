@@ -3,11 +3,13 @@
  * and its endpoints with their containers' names and Azure links, as tables (default) or as JSON
  * (`--json`).
  */
-import { dockerNames } from "./docker-names.js";
-import { fetchStatus } from "./plugin-client.js";
+import { dockerNames, type DockerNames } from "./docker-names.js";
+import { fetchStatus, type PluginStatus } from "./plugin-client.js";
 import type { AzureLinks } from "../../driver/driver-state.js";
 import { formatTable } from "./table.js";
+import { shortId } from "../../lib/short-id.js";
 
+/** Runs `azure-vnet status`; resolves to what it prints. */
 export async function statusCommand(options: {
   socket: string;
   dockerSocket: string;
@@ -15,91 +17,101 @@ export async function statusCommand(options: {
 }): Promise<string> {
   const status = await fetchStatus(options.socket);
   const names = await dockerNames(options.dockerSocket);
-  const networkName = (id: string) => names.networks.get(id) ?? "-";
-  if (options.json) {
-    return (
-      JSON.stringify(
-        {
-          ...status,
-          networks: status.networks.map((n) => ({ ...n, name: names.networks.get(n.id) })),
-          endpoints: status.endpoints.map((e) => ({
-            ...e,
-            container: names.containers.get(e.id),
-            network: names.networks.get(e.networkId),
-          })),
-        },
-        null,
-        2,
-      ) + "\n"
-    );
-  }
-  const short = (id: string) => id.slice(0, 12);
-  const sections = [
-    formatTable(
-      ["NIC", "SUBNET", "PRIMARY", "GATEWAY", "SECONDARY IPS", "FREE", "IN USE", "GONE BUT HELD"],
-      status.pool.map((p) => [
-        p.nic,
-        p.subnet,
-        p.primary ?? "-",
-        p.gateway,
-        String(p.secondaries),
-        String(p.free.length),
-        p.inUse.join(" ") || "-",
-        p.goneButHeld.join(" ") || "-",
-      ]),
-    ),
-    formatTable(
-      ["NETWORK", "NAME", "MODE", "NIC", "SUBNET", "INTERNAL", "IMDS"],
-      status.networks.map((n) => [
-        short(n.id),
-        networkName(n.id),
-        n.mode,
-        n.interfaceName,
-        n.subnet,
-        n.internal ? "yes" : "no",
-        n.imdsAccess ? "allowed" : "blocked",
-      ]),
-    ),
-    formatTable(
-      ["ENDPOINT", "CONTAINER", "NETWORK", "ADDRESS", "MAC", "HOST INTERFACE", "AZURE"],
-      status.endpoints.map((e) => [
-        short(e.id),
-        names.containers.get(e.id) ?? "-",
-        networkName(e.networkId),
-        e.address,
-        e.macAddress,
-        e.hostInterface ?? "(not joined)",
-        e.azure ? azureLinksText(e.azure) : "-",
-      ]),
-    ),
-  ];
-  if (status.growth.length > 0) {
-    sections.push(
-      formatTable(
-        ["GROWTH", "SUBNET", "STATE", "ADDED", "GIVEN BACK", "LAST ERROR"],
-        status.growth.map((g) => [
-          g.nic,
-          g.subnet,
-          g.state,
-          String(g.added),
-          String(g.removed),
-          g.lastError ?? "-",
-        ]),
-      ),
-    );
-  }
-  if (status.unlinks.length > 0) {
-    sections.push(
-      formatTable(
-        ["REMOVED ENDPOINT", "ADDRESS", "UNDOING IN AZURE"],
-        status.unlinks.map((u) => [short(u.endpointId), u.address, azureLinksText(u.links)]),
-      ),
-    );
-  }
-  const source = status.source.lastError
-    ? `pool source ${status.source.name} (${status.source.location}): failing ${status.source.failures} times: ${status.source.lastError}`
-    : `pool source ${status.source.name} (${status.source.location}): ok`;
+  return options.json ? statusJson(status, names) : statusTables(status, names);
+}
+
+/** The status as the plugin answers it, with Docker's names beside the ids. */
+function statusJson(status: PluginStatus, names: DockerNames): string {
+  const withNames = {
+    ...status,
+    networks: status.networks.map((n) => ({ ...n, name: names.networks.get(n.id) })),
+    endpoints: status.endpoints.map((e) => ({
+      ...e,
+      container: names.containers.get(e.id),
+      network: names.networks.get(e.networkId),
+    })),
+  };
+  return JSON.stringify(withNames, null, 2) + "\n";
+}
+
+/** Pool, networks and endpoints always; growth and pending Azure unlinks only when there are any. */
+function statusTables(status: PluginStatus, names: DockerNames): string {
+  const sections = [poolTable(status), networksTable(status, names), endpointsTable(status, names)];
+  if (status.growth.length > 0) sections.push(growthTable(status));
+  if (status.unlinks.length > 0) sections.push(unlinksTable(status));
+  const { name, location, lastError, failures } = status.source;
+  const source = lastError
+    ? `pool source ${name} (${location}): failing ${failures} times: ${lastError}`
+    : `pool source ${name} (${location}): ok`;
   return `${sections.join("\n")}\n${source}\nstate: ${status.stateFile}\n`;
+}
+
+function poolTable(status: PluginStatus): string {
+  return formatTable(
+    ["NIC", "SUBNET", "PRIMARY", "GATEWAY", "SECONDARY IPS", "FREE", "IN USE", "GONE BUT HELD"],
+    status.pool.map((p) => [
+      p.nic,
+      p.subnet,
+      p.primary ?? "-",
+      p.gateway,
+      String(p.secondaries),
+      String(p.free.length),
+      p.inUse.join(" ") || "-",
+      p.goneButHeld.join(" ") || "-",
+    ]),
+  );
+}
+
+function networksTable(status: PluginStatus, names: DockerNames): string {
+  return formatTable(
+    ["NETWORK", "NAME", "MODE", "NIC", "SUBNET", "INTERNAL", "IMDS"],
+    status.networks.map((n) => [
+      shortId(n.id),
+      names.networks.get(n.id) ?? "-",
+      n.mode,
+      n.interfaceName,
+      n.subnet,
+      n.internal ? "yes" : "no",
+      n.imdsAccess ? "allowed" : "blocked",
+    ]),
+  );
+}
+
+function endpointsTable(status: PluginStatus, names: DockerNames): string {
+  return formatTable(
+    ["ENDPOINT", "CONTAINER", "NETWORK", "ADDRESS", "MAC", "HOST INTERFACE", "AZURE"],
+    status.endpoints.map((e) => [
+      shortId(e.id),
+      names.containers.get(e.id) ?? "-",
+      names.networks.get(e.networkId) ?? "-",
+      e.address,
+      e.macAddress,
+      e.hostInterface ?? "(not joined)",
+      e.azure ? azureLinksText(e.azure) : "-",
+    ]),
+  );
+}
+
+function growthTable(status: PluginStatus): string {
+  return formatTable(
+    ["GROWTH", "SUBNET", "STATE", "ADDED", "GIVEN BACK", "LAST ERROR"],
+    status.growth.map((g) => [
+      g.nic,
+      g.subnet,
+      g.state,
+      String(g.added),
+      String(g.removed),
+      g.lastError ?? "-",
+    ]),
+  );
+}
+
+/** Removed endpoints whose Azure links (public IP, load-balancer pools) are still being undone. */
+function unlinksTable(status: PluginStatus): string {
+  return formatTable(
+    ["REMOVED ENDPOINT", "ADDRESS", "UNDOING IN AZURE"],
+    status.unlinks.map((u) => [shortId(u.endpointId), u.address, azureLinksText(u.links)]),
+  );
 }
 
 /** "linked 198.51.100.200 +1 lb pool", "failed: <why>". */

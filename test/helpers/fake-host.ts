@@ -83,6 +83,12 @@ export function createFakeHost(): FakeHost {
       chains.delete(`${table}/${chain}`);
     }),
     listChains: record("listChains", () => []),
+    listChainRules: record("listChainRules", (table: string, chain: string) => {
+      const rules = chains.get(`${table}/${chain}`);
+      if (rules === undefined) return undefined;
+      return (JSON.parse(rules) as string[][]).map((rule) => `-A ${chain} ${rule.join(" ")}`);
+    }),
+    iptablesVersion: record("iptablesVersion", () => "iptables v1.8.9 (nf_tables)"),
     deleteJumpsTo: record("deleteJumpsTo", () => undefined),
     listLinkNames: record("listLinkNames", () => [...links]),
     readBootId: record("readBootId", () => bootId.current),

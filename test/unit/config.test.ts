@@ -1,6 +1,6 @@
 /** Configuration from flags and environment. */
 import { expect } from "chai";
-import { loadConfig, usageText } from "../../plugin/config.js";
+import { allowedValues, loadConfig, OPTION_DEFINITIONS, OPTIONS, usageText } from "../../plugin/config.js";
 
 describe("config", () => {
   it("has production defaults", () => {
@@ -100,5 +100,34 @@ describe("config", () => {
   });
   it("documents every option with its variable", () => {
     expect(usageText()).to.contain("--pool-file").and.contain("AZURE_VNET_POOL_FILE");
+  });
+});
+
+describe("option definitions", () => {
+  it("--help lists every option's flag, variable, description and default, in order", () => {
+    const lines = usageText()
+      .split("\n")
+      .filter((line) => line.startsWith("  --"));
+    expect(lines).to.have.length(OPTION_DEFINITIONS.length);
+    OPTION_DEFINITIONS.forEach((option, index) => {
+      expect(lines[index])
+        .to.contain(`--${option.flag} `)
+        .and.contain(option.env)
+        .and.contain(option.description);
+      if (option.default) expect(lines[index]).to.contain(`(default ${option.default})`);
+    });
+  });
+
+  it("names each option once, and says in words which values it allows", () => {
+    for (const key of ["name", "flag", "env"] as const) {
+      expect(new Set(OPTION_DEFINITIONS.map((option) => option[key])).size, key).to.equal(
+        OPTION_DEFINITIONS.length,
+      );
+    }
+    expect(allowedValues(OPTIONS.poolSource)).to.equal("imds, wireserver, file");
+    expect(allowedValues(OPTIONS.poolGrowWaitMs)).to.equal("seconds above 0, at most 25");
+    expect(allowedValues(OPTIONS.reconcileIntervalMs)).to.equal("seconds from 0 to 86400");
+    expect(allowedValues(OPTIONS.maxIpConfigurations)).to.equal("a whole number from 2 to 256");
+    expect(allowedValues(OPTIONS.armCaFile)).to.equal("an absolute path; empty for none");
   });
 });

@@ -21,7 +21,7 @@ function sources(folder: string): string[] {
 /** `new XError(` followed by a string or template literal; placeholders become "…". */
 export function errorTemplates(): { file: string; template: string }[] {
   const found: { file: string; template: string }[] = [];
-  for (const file of ["driver", "ipam-driver", "plugin"].flatMap(sources)) {
+  for (const file of ["lib", "driver", "ipam-driver", "plugin"].flatMap(sources)) {
     const text = readFileSync(join(REPO, file), "utf8");
     for (const match of text.matchAll(/new (\w+Error)\(\s*(`(?:[^`\\]|\\.)*`|"(?:[^"\\]|\\.)*")/g)) {
       const literal = match[2]!.slice(1, -1);

@@ -5,10 +5,11 @@
 import { expect } from "chai";
 import { ensureBridgeJump, setBridgeChainRules } from "../../lib/host-net/ebtables.js";
 import { setChainRules } from "../../lib/host-net/iptables.js";
-import { createVethPair, writeSysctl } from "../../lib/host-net/links.js";
+import { createVethPair, writeSysctl } from "../../lib/host-net/interfaces.js";
 import { checkComment, checkInterfaceName } from "../../lib/host-net/names.js";
 import { chainRestoreText } from "../../lib/host-net/run-tool.js";
 import { keepGoing } from "../../lib/keep-going.js";
+import { InternalError } from "../../lib/errors.js";
 
 const failure = (promise: Promise<unknown>) =>
   promise.then(
@@ -54,6 +55,30 @@ describe("host-net guards", () => {
     expect(await failure(createVethPair("azt0", "act0", 1500, "00:11:22:33:44"))).to.equal(
       'refusing MAC address "00:11:22:33:44"',
     );
+  });
+
+  it("answers every refusal with the same error: InternalError, 500 (a bug, not a busy kernel)", async () => {
+    const thrown = (act: () => unknown) =>
+      Promise.resolve()
+        .then(act)
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+    const refusals = await Promise.all([
+      thrown(() => checkInterfaceName("-eth0")),
+      thrown(() => checkComment('x" -j ACCEPT')),
+      thrown(() => setChainRules("filter", "FORWARD; reboot", [])),
+      thrown(() => setBridgeChainRules("PREROUTING", [])),
+      thrown(() => ensureBridgeJump("PREROUTING", ["-j", "ACCEPT"], "AZV-BR-IN-eth0")),
+      thrown(() => chainRestoreText("nat", "AZV-X", "RETURN", [["a b"]])),
+      thrown(() => writeSysctl("kernel/core_pattern", "|/bin/sh")),
+      thrown(() => createVethPair("azt0", "act0", 1500, "00:11:22:33:44")),
+    ]);
+    for (const error of refusals) {
+      expect(error, String(error)).to.be.instanceOf(InternalError);
+      expect((error as InternalError).status).to.equal(500);
+    }
   });
 
   it("keepGoing runs every step and reports all failures", async () => {

@@ -1,11 +1,13 @@
 /**
- * Links, routes and per-interface sysctls through iproute2 and /proc/sys. Creation is idempotent where
- * the kernel allows (`replace`), deletion tolerates absence, so every caller can safely run twice.
+ * Network interfaces (kernel links: veth pairs, bridges, the NICs), their addresses and routes, and
+ * per-interface sysctls, through iproute2 and /proc/sys. "Link" here is always the kernel's word for an
+ * interface, never an Azure link. Creation is idempotent where the kernel allows (`replace`), deletion
+ * tolerates absence, so every caller can safely run twice.
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { UnavailableError } from "../errors.js";
+import { InternalError, UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
-import { runTool } from "./run-tool.js";
+import { ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
 /**
  * Creates a veth pair with both ends at `mtu`; the host end stays here, the peer is for Docker to move.
@@ -31,22 +33,24 @@ export async function createVethPair(
   ]);
 }
 
+/** Brings a kernel link up (idempotent). */
 export async function setLinkUp(name: string): Promise<void> {
   await runTool("ip", ["link", "set", "dev", checkInterfaceName(name), "up"]);
 }
 
-/** Deletes a link (a veth's peer goes with it); a missing link is not an error. */
+/** Deletes a kernel link (deleting one end of a veth pair deletes both); a missing one is not an error. */
 export async function deleteLink(name: string): Promise<void> {
   if (!(await linkExists(name))) return;
   await runTool("ip", ["link", "del", "dev", checkInterfaceName(name)]);
 }
 
+/** Whether the plugin's namespace has a kernel link of that name. */
 export async function linkExists(name: string): Promise<boolean> {
   try {
     await runTool("ip", ["-j", "link", "show", "dev", checkInterfaceName(name)]);
     return true;
   } catch (error) {
-    if (error instanceof UnavailableError && /does not exist/.test(error.message)) return false;
+    if (isMissing(error, "device")) return false;
     throw error;
   }
 }
@@ -67,9 +71,7 @@ export async function replaceHostRoute(address: string, device: string): Promise
 /** Removes the route for one address on a link, if it is there. */
 export async function deleteHostRoute(address: string, device: string): Promise<void> {
   await runTool("ip", ["route", "del", `${address}/32`, "dev", checkInterfaceName(device)]).catch(
-    (error: Error) => {
-      if (!/No such process|Cannot find device/.test(error.message)) throw error;
-    },
+    ignoreMissing("route", "device"),
   );
 }
 
@@ -78,6 +80,7 @@ export async function readSysctl(key: string): Promise<string> {
   return (await readFile(sysctlPath(key), "utf8")).trim();
 }
 
+/** Writes a `net/ipv4/...` style key under /proc/sys; fails with the key and the kernel's reason. */
 export async function writeSysctl(key: string, value: string): Promise<void> {
   const path = sysctlPath(key);
   try {
@@ -89,7 +92,7 @@ export async function writeSysctl(key: string, value: string): Promise<void> {
 
 function sysctlPath(key: string): string {
   if (!/^net\/ipv[46]\/[a-z0-9_/.-]+$/.test(key) || key.includes(".."))
-    throw new UnavailableError(`refusing sysctl ${key}`);
+    throw new InternalError(`refusing sysctl ${key}`);
   return `/proc/sys/${key}`;
 }
 
@@ -155,6 +158,7 @@ export async function linkMaster(name: string): Promise<string | undefined> {
   return (JSON.parse(stdout) as { master?: string }[])[0]?.master;
 }
 
+/** The IPv4 addresses of a device, with what addIpv4Address needs to put each back exactly. */
 export async function listIpv4Addresses(device: string): Promise<Ipv4Address[]> {
   const { stdout } = await runTool("ip", ["-j", "-4", "addr", "show", "dev", checkInterfaceName(device)]);
   return (JSON.parse(stdout || "[]") as { addr_info?: Ipv4Address[] }[]).flatMap(
@@ -184,6 +188,7 @@ export async function addIpv4Address(device: string, address: Ipv4Address): Prom
   await runTool("ip", args);
 }
 
+/** Removes an address from a device; an address or device already gone is fine. */
 export async function deleteIpv4Address(device: string, address: Ipv4Address): Promise<void> {
   await runTool("ip", [
     "addr",
@@ -191,9 +196,7 @@ export async function deleteIpv4Address(device: string, address: Ipv4Address): P
     `${address.local}/${address.prefixlen}`,
     "dev",
     checkInterfaceName(device),
-  ]).catch((error: Error) => {
-    if (!/Cannot assign requested address|Cannot find device/.test(error.message)) throw error;
-  });
+  ]).catch(ignoreMissing("address", "device"));
 }
 
 /**
@@ -234,7 +237,7 @@ export async function replaceRoute(route: Ipv4Route, device: string): Promise<vo
 
 function checkMac(mac: string): string {
   if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac))
-    throw new UnavailableError(`refusing MAC address ${JSON.stringify(mac)}`);
+    throw new InternalError(`refusing MAC address ${JSON.stringify(mac)}`);
   return mac;
 }
 
