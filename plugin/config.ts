@@ -28,7 +28,8 @@ export type PluginConfig = {
   refreshIntervalMs: number;
   sourceTimeoutMs: number;
   logLevel: LogLevel;
-  dockerSocket: string;
+  /** Undefined when the operator withholds the Docker API: reconciliation is then off. */
+  dockerSocket: string | undefined;
   reconcileIntervalMs: number;
   reconcileGraceMs: number;
   /** `host:port` for Prometheus metrics, or undefined for none. */
@@ -153,8 +154,9 @@ export const OPTION_DEFINITIONS: readonly OptionDefinition[] = [
     flag: "docker-socket",
     env: "AZURE_VNET_DOCKER_SOCKET",
     default: "/var/run/docker.sock",
-    description: "Docker API socket, for reconciling the plugin's records with Docker in the background",
-    values: { type: "path", absolute: true },
+    description:
+      "Docker API socket, for reconciling the plugin's records with Docker in the background; empty: none, reconciliation off",
+    values: { type: "path", absolute: true, emptyIsUnset: true },
   },
   {
     name: "reconcileIntervalMs",

@@ -5,6 +5,8 @@
  * asks the Docker API which networks, endpoints and addresses exist and releases the rest. It never
  * runs inside a plugin request (dockerd may be waiting on that request, and would deadlock), and it
  * leaves alone anything younger than a grace period, which may still be on its way into Docker.
+ * Without a Docker API socket (an operator may withhold it: it grants full control of Docker) it is
+ * off, and says so once.
  */
 import type { NetworkDriver } from "../driver/network-driver.js";
 import type { IpamDriver } from "../ipam-driver/ipam-driver.js";
@@ -12,7 +14,8 @@ import { dockerApi } from "./docker-api.js";
 import type { Logger } from "../lib/logger.js";
 
 export type ReconcilerOptions = {
-  socketPath: string;
+  /** Docker's API socket; undefined turns reconciliation off. */
+  socketPath: string | undefined;
   intervalMs: number;
   graceMs: number;
   /** Told what each pass removed, e.g. for metrics. */
@@ -22,14 +25,22 @@ export type ReconcilerOptions = {
 /** What one pass removed, and how many records it could not remove. */
 export type ReconcileReport = { networks: number; endpoints: number; addresses: number; failures: number };
 
+/** Whether reconciliation runs, for `azure-vnet status` and `doctor`. */
+export type ReconcileStatus = {
+  on: boolean;
+  dockerSocket: string | undefined;
+  /** Why the last pass could not ask Docker; absent after a pass that could. */
+  lastError?: string;
+};
+
 /** What Docker knows, reduced to what reconciliation compares. */
 export type DockerView = { networkIds: Set<string>; endpointIds: Set<string>; addresses: Set<string> };
 
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
-  private readonly docker: ReturnType<typeof dockerApi>;
-  private unreachableLogged = false;
+  private readonly docker: ReturnType<typeof dockerApi> | undefined;
+  private lastError: string | undefined;
 
   constructor(
     private readonly network: NetworkDriver,
@@ -37,10 +48,17 @@ export class Reconciler {
     private readonly logger: Logger,
     private readonly options: ReconcilerOptions,
   ) {
-    this.docker = dockerApi(options.socketPath);
+    this.docker = options.socketPath === undefined ? undefined : dockerApi(options.socketPath);
   }
 
   start(): void {
+    if (!this.docker) {
+      this.logger.warn(
+        "reconciliation with Docker is off: no Docker API socket (--docker-socket is empty). Records that dockerd fails to delete stay until removed by hand",
+        { hint: "give the plugin the Docker socket to turn it on; docs/security.md says what that grants" },
+      );
+      return;
+    }
     if (this.options.intervalMs <= 0) return;
     // Soon after start, when dockerd has had a moment to finish its own cleanup; then periodically.
     this.schedule(Math.min(this.options.intervalMs, 10_000));
@@ -52,22 +70,31 @@ export class Reconciler {
     await this.running;
   }
 
+  status(): ReconcileStatus {
+    return {
+      on: this.docker !== undefined && this.options.intervalMs > 0,
+      dockerSocket: this.options.socketPath,
+      ...(this.lastError === undefined ? {} : { lastError: this.lastError }),
+    };
+  }
+
   /** One pass; resolves to what was removed, or undefined when Docker could not be asked. */
   async runOnce(): Promise<ReconcileReport | undefined> {
+    if (!this.docker) return undefined;
     let view: DockerView;
     try {
-      view = await this.dockerView();
+      view = await this.dockerView(this.docker);
     } catch (error) {
-      if (!this.unreachableLogged) {
+      if (this.lastError === undefined) {
         this.logger.warn("cannot reach the Docker API; reconciliation waits for it", {
           socket: this.options.socketPath,
           error: (error as Error).message,
         });
-        this.unreachableLogged = true;
       }
+      this.lastError = (error as Error).message;
       return undefined;
     }
-    this.unreachableLogged = false;
+    this.lastError = undefined;
     return this.apply(view);
   }
 
@@ -132,8 +159,8 @@ export class Reconciler {
   }
 
   /** Every network's endpoints and addresses; all networks, since the IPAM may serve any driver. */
-  private async dockerView(): Promise<DockerView> {
-    const details = await this.docker.networks();
+  private async dockerView(docker: ReturnType<typeof dockerApi>): Promise<DockerView> {
+    const details = await docker.networks();
     const view: DockerView = { networkIds: new Set(), endpointIds: new Set(), addresses: new Set() };
     for (const network of details) {
       view.networkIds.add(network.Id);

@@ -76,7 +76,9 @@ export async function startService(config: PluginConfig, deps: ServiceDeps): Pro
       graceMs: config.reconcileGraceMs,
       onReport: (report) => metrics?.observeReconciliation(report),
     });
-    const server = createServer(createPluginApp({ ...drivers, logger, refresher, source, state, metrics }));
+    const server = createServer(
+      createPluginApp({ ...drivers, logger, refresher, source, state, metrics, reconciler }),
+    );
     await listenOnUnixSocket(server, config.socketPath);
     const metricsServer =
       metrics && config.metricsAddress ? await metrics.listen(config.metricsAddress) : undefined;
@@ -204,7 +206,9 @@ function createPluginApp({
   source,
   state,
   metrics,
+  reconciler,
 }: Drivers & {
+  reconciler: Reconciler;
   logger: Logger;
   refresher: InventoryRefresher;
   source: PoolSource;
@@ -226,6 +230,7 @@ function createPluginApp({
         failures: refresher.consecutiveFailures,
       },
       stateFile: state.path,
+      reconciliation: reconciler.status(),
     }),
     onRequest: metrics ? (...args) => metrics.observeRequest(...args) : undefined,
   });

@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FORWARD_CHAIN_PREFIX, forwardChainName, natChainName } from "../../driver/names.js";
 import { shortId } from "../../lib/short-id.js";
-import { DOCKER_USER_CHAIN } from "../../driver/network-setup.js";
+import { AZURE_DNS, DOCKER_USER_CHAIN, IMDS } from "../../driver/network-setup.js";
 import { createImdsSource } from "../../ipam-driver/sources/imds.js";
 import { createHostNetwork, type HostNetwork } from "../../lib/host-net/host-network.js";
 import { dockerApi, type DockerVersion } from "../docker-api.js";
@@ -49,8 +49,10 @@ const CHECKS: Check[] = [
   { name: "azure", run: checkAzure },
   { name: "forwarding", run: checkForwarding },
   { name: "firewall", run: checkFirewall },
+  { name: "shields", run: checkShields },
   { name: "state", run: checkStateFile },
   { name: "docker", run: checkDocker },
+  { name: "reconciliation", run: checkReconciliation },
 ];
 
 /**
@@ -208,6 +210,40 @@ async function checkFirewall({ host, status }: DoctorContext, report: Report): P
   }
 }
 
+/**
+ * Per network: whether its containers are kept from IMDS and from the wireserver's agent ports, and
+ * that the rules doing so are in place. An open shield is the operator's choice, said plainly.
+ */
+async function checkShields({ host, status }: DoctorContext, report: Report): Promise<void> {
+  for (const network of status?.networks ?? []) {
+    const rules = ((await host.listChainRules("filter", forwardChainName(network.id))) ?? []).join("\n");
+    const shields = [
+      {
+        name: "IMDS",
+        open: network.imdsAccess,
+        drop: `-d ${IMDS} -j DROP`,
+        grants: "act as the VM's managed identity",
+      },
+      {
+        name: "the wireserver",
+        open: network.wireserverAccess === true,
+        drop: `-d ${AZURE_DNS} -j DROP`,
+        grants: "read the VM's goal state and extension settings",
+      },
+    ];
+    const said = shields.map((s) =>
+      s.open ? `${s.name} open: its containers can ${s.grants}` : `${s.name} blocked`,
+    );
+    const missing = shields.filter((s) => !s.open && !rules.includes(s.drop)).map((s) => s.name);
+    if (missing.length > 0)
+      report(
+        "fail",
+        `network ${shortId(network.id)} should block ${missing.join(" and ")}, but the rule is missing (removed by a firewall reload?) — restart the plugin: it re-creates its rules at start`,
+      );
+    else report("ok", `network ${shortId(network.id)}: ${said.join("; ")} (docs/security.md)`);
+  }
+}
+
 /** What of a network's chains and jumps is gone; its NAT only when the network is not internal. */
 async function missingFirewallRules(
   host: DoctorHost,
@@ -265,4 +301,22 @@ function sourceFix(name: string): string {
   return name === "file"
     ? "fix the pool file (docs/ipam.md, 'Outside Azure: the pool file')"
     : "the VM must reach 169.254.169.254 (IMDS) or 168.63.129.16 (wireserver) directly, without a proxy or firewall rule in between; outside Azure use --pool-source file";
+}
+
+/** Whether the running plugin reconciles its records with Docker (it needs the Docker socket to). */
+function checkReconciliation({ status }: DoctorContext, report: Report): void {
+  const reconciliation = status?.reconciliation;
+  if (!reconciliation) return;
+  if (reconciliation.dockerSocket === undefined)
+    report(
+      "warn",
+      "the plugin runs without the Docker API socket, so reconciliation is off: records that dockerd fails to delete (after a crash) stay until removed by hand — give it the socket if you accept what that grants (docs/security.md)",
+    );
+  else if (reconciliation.lastError !== undefined)
+    report(
+      "warn",
+      `the plugin cannot reach Docker at ${reconciliation.dockerSocket} (${reconciliation.lastError}), so it does not reconcile — give it the right --docker-socket`,
+    );
+  else if (!reconciliation.on) report("ok", "reconciliation is off (--reconcile-interval 0)");
+  else report("ok", `the plugin reconciles with Docker at ${reconciliation.dockerSocket}`);
 }

@@ -6,6 +6,7 @@ import http from "node:http";
 import type { SubnetUsage } from "../../ipam-driver/allocator.js";
 import type { EndpointRecord, NetworkRecord, PendingUnlink } from "../../driver/driver-state.js";
 import type { GrowthStatus } from "../../ipam-driver/pool-growth.js";
+import type { ReconcileStatus } from "../reconciler.js";
 
 /** What GET /status answers. */
 export type PluginStatus = {
@@ -18,6 +19,8 @@ export type PluginStatus = {
   growth: GrowthStatus[];
   source: { name: string; location: string; lastError?: string; failures: number };
   stateFile: string;
+  /** Absent from plugins older than the Docker-socket option. */
+  reconciliation?: ReconcileStatus;
 };
 
 /** GET /status of the running plugin. */

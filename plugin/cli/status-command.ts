@@ -64,7 +64,7 @@ function poolTable(status: PluginStatus): string {
 
 function networksTable(status: PluginStatus, names: DockerNames): string {
   return formatTable(
-    ["NETWORK", "NAME", "MODE", "NIC", "SUBNET", "INTERNAL", "IMDS"],
+    ["NETWORK", "NAME", "MODE", "NIC", "SUBNET", "INTERNAL", "IMDS", "WIRESERVER"],
     status.networks.map((n) => [
       shortId(n.id),
       names.networks.get(n.id) ?? "-",
@@ -73,6 +73,7 @@ function networksTable(status: PluginStatus, names: DockerNames): string {
       n.subnet,
       n.internal ? "yes" : "no",
       n.imdsAccess ? "allowed" : "blocked",
+      n.wireserverAccess ? "allowed" : "dns-only",
     ]),
   );
 }

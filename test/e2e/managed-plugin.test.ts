@@ -633,6 +633,22 @@ describe("e2e: the managed plugin, built offline, pushed to a local registry and
     expect((await status()).pool[0]!.free).to.deep.equal(SECONDARIES);
   });
 
+  it("i2. withheld the Docker socket as docs/security.md says: the plugin works, reconciliation is off", async () => {
+    await readmeOnVm(
+      "docker plugin disable -f azure:latest && docker plugin set azure:latest docker-socket.source=/var/lib/azure-vnet AZURE_VNET_DOCKER_SOCKET= && docker plugin enable azure:latest",
+    );
+    const root = `/proc/${await pluginProcess(vnet!, "vm1")}/root`;
+    expect(readdirSync(`${root}/var/run`), "no Docker socket in the plugin's reach").to.not.include(
+      "docker.sock",
+    );
+    const withheld = await pollUntil("the plugin's /status", status, { timeoutMs: 15_000 });
+    expect(withheld.reconciliation).to.deep.equal({ on: false });
+    await readmeOnVm("docker network create -d azure:latest --ipam-driver azure:latest azure-vnet");
+    const run = await readmeOnVm("docker run --rm --network azure-vnet busybox ip addr");
+    expect(SECONDARIES, run.stdout).to.include(/inet (10\.1\.0\.\d+)\/24 /.exec(run.stdout)?.[1]);
+    await dockerOk("network", "rm", "azure-vnet");
+  });
+
   it("j. uninstalls as the README says, and forgets the allocations", async () => {
     expect(existsSync(join(stateRoot, "azure-vnet", "state.json"))).to.equal(true);
     await readmeOnVm("docker plugin disable azure:latest && docker plugin rm azure:latest");

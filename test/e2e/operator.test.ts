@@ -59,7 +59,9 @@ describe("e2e: status and doctor on the VM", function () {
     expect(out.stdout).to.match(
       /^eth0\s+10\.1\.0\.0\/24\s+10\.1\.0\.4\s+10\.1\.0\.1\s+2\s+1\s+10\.1\.0\.6\s+-$/m,
     );
-    expect(out.stdout).to.match(/^\w{12}\s+vnet\s+transparent\s+eth0\s+10\.1\.0\.0\/24\s+no\s+blocked$/m);
+    expect(out.stdout).to.match(
+      /^\w{12}\s+vnet\s+transparent\s+eth0\s+10\.1\.0\.0\/24\s+no\s+blocked\s+dns-only$/m,
+    );
     expect(out.stdout).to.match(/^\w{12}\s+web\s+vnet\s+10\.1\.0\.6\s+0a:58:0a:01:00:06\s+az\w{13}\s+-$/m);
     expect(out.stdout).to.contain(
       "pool source imds (http://169.254.169.254/metadata/instance/network?api-version=2021-02-01): ok",
@@ -75,6 +77,10 @@ describe("e2e: status and doctor on the VM", function () {
     expect(out.stdout).to.contain("ok    forwarding: IPv4 forwarding is on");
     expect(out.stdout).to.match(/ok {4}firewall: network \w{12}: forwarding and outbound NAT rules in place/);
     expect(out.stdout).to.contain("ok    docker: Docker 20.10");
+    expect(out.stdout).to.match(
+      /^ok {4}shields: network \w{12}: IMDS blocked; the wireserver blocked \(docs\/security\.md\)$/m,
+    );
+    expect(out.stdout).to.match(/^ok {4}reconciliation: the plugin reconciles with Docker at \//m);
   });
 
   it("doctor explains broken forwarding and missing rules, with the fix, and exits 1", async () => {
@@ -98,11 +104,20 @@ describe("e2e: status and doctor on the VM", function () {
     expect(out.stdout).to.contain(
       "WARN  firewall: a FORWARD jump of azure-vnet sits ahead of DOCKER-USER, so rules there do not see its containers' traffic — restart the plugin: it moves its jumps behind DOCKER-USER at start",
     );
+    // A shield whose rule went missing: the doctor says which, and the restart below restores it.
+    const forward = (await bed().vnet.execOk("vm1", ["iptables", "-S", "FORWARD"])).stdout;
+    const chain = /-j (AZV-FWD-\w+)/.exec(forward)![1]!;
+    await bed().vnet.execOk("vm1", ["iptables", "-D", chain, "-d", "168.63.129.16/32", "-j", "DROP"]);
+    const shieldless = await azureVnet("doctor");
+    expect(shieldless.stdout).to.match(
+      /^FAIL {2}shields: network \w{12} should block the wireserver, but the rule is missing \(removed by a firewall reload\?\) — restart the plugin: it re-creates its rules at start$/m,
+    );
     // The fix the doctor names works.
     await bed().restartPlugin("SIGTERM");
     const again = await azureVnet("doctor");
     expect(again.code, again.stdout).to.equal(0);
     expect(again.stdout).to.not.contain("WARN  firewall");
+    expect(again.stdout).to.not.contain("FAIL  shields");
     expect((await forwardJumpOrder(bed().vnet, "vm1")).ordered).to.equal(true);
   });
 

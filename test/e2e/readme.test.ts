@@ -174,7 +174,15 @@ describe("e2e: the README's commands for the plugin as a process, for using it, 
     await readmeOnVm("docker network create -d azure --ipam-driver azure --subnet 10.1.0.0/24 vnet");
     const asked = await readmeOnVm("docker run --rm --network vnet --ip 10.1.0.7 busybox ip addr");
     expect(asked.stdout).to.contain("inet 10.1.0.7/24 ");
-    await dockerd.dockerOk(["network", "rm", "azure-vnet", "vnet"]);
+    await readmeOnVm(
+      "docker network create -d azure --ipam-driver azure -o imds=allow -o wireserver=allow azure-trusted",
+    );
+    const trusted = (await pluginAnswers(5_000)).networks.find((n) => n.imdsAccess);
+    expect(trusted, "docs/security.md's network opens both shields").to.deep.include({
+      imdsAccess: true,
+      wireserverAccess: true,
+    });
+    await dockerd.dockerOk(["network", "rm", "azure-vnet", "vnet", "azure-trusted"]);
   });
 
   it("npm start -- --pool-source file --pool-file /etc/azure-vnet/pool.json serves the pool file", async () => {

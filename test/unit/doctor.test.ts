@@ -4,6 +4,10 @@
  * so without stopping the others.
  */
 import { expect } from "chai";
+import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { runDoctor } from "../../plugin/cli/doctor.js";
 import { createFakeHost } from "../helpers/fake-host.js";
 
@@ -42,5 +46,65 @@ describe("doctor", () => {
       message: "could not be checked: injected failure of iptablesVersion",
     });
     expect(findings.at(-1)!.check).to.equal("docker");
+  });
+
+  describe("with a plugin that answers", () => {
+    let dir: string;
+    let plugin: http.Server;
+    const network = (id: string, imdsAccess: boolean, wireserverAccess: boolean) => ({
+      id,
+      imdsAccess,
+      wireserverAccess,
+      internal: true,
+      mode: "transparent",
+      interfaceName: "eth0",
+    });
+    const status = {
+      pool: [],
+      networks: [network("a".repeat(64), false, false), network("b".repeat(64), true, true)],
+      endpoints: [],
+      unlinks: [],
+      growth: [],
+      source: { name: "file", location: "/pool.json", failures: 0 },
+      stateFile: "/nonexistent/state.json",
+      reconciliation: { on: false },
+    };
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), "azure-vnet-doctor-"));
+      plugin = http.createServer((_req, res) => res.end(JSON.stringify(status)));
+      await new Promise<void>((resolve) => plugin.listen(join(dir, "azure.sock"), resolve));
+    });
+    afterEach(async () => {
+      await new Promise((resolve) => plugin.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it("names each network's shields, and a shield whose rule is missing; warns when reconciliation is off", async () => {
+      const host = createFakeHost();
+      await host.setChainRules("filter", "AZV-FWD-AAAAAAAAAAAA", [
+        ["-d", "169.254.169.254/32", "-j", "DROP"],
+      ]);
+      const findings = await runDoctor({ ...NOWHERE, socket: join(dir, "azure.sock"), imdsUrl: "", host });
+      expect(findings.filter((f) => f.check === "shields")).to.deep.equal([
+        {
+          check: "shields",
+          result: "fail",
+          message:
+            "network aaaaaaaaaaaa should block the wireserver, but the rule is missing (removed by a firewall reload?) — restart the plugin: it re-creates its rules at start",
+        },
+        {
+          check: "shields",
+          result: "ok",
+          message:
+            "network bbbbbbbbbbbb: IMDS open: its containers can act as the VM's managed identity; the wireserver open: its containers can read the VM's goal state and extension settings (docs/security.md)",
+        },
+      ]);
+      expect(findings.find((f) => f.check === "reconciliation")).to.deep.equal({
+        check: "reconciliation",
+        result: "warn",
+        message:
+          "the plugin runs without the Docker API socket, so reconciliation is off: records that dockerd fails to delete (after a crash) stay until removed by hand — give it the socket if you accept what that grants (docs/security.md)",
+      });
+    });
   });
 });

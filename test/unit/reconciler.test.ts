@@ -78,4 +78,40 @@ describe("reconciliation", () => {
       error: "iptables: resource busy",
     });
   });
+
+  it("is off without a Docker socket: says so once at start, never asks, and reports it", async () => {
+    const lines: string[] = [];
+    const logger = createLogger("info", (line) => lines.push(line));
+    const untouchable = new Proxy({}, { get: () => expect.fail("a driver was asked") });
+    const reconciler = new Reconciler(untouchable as NetworkDriver, untouchable as IpamDriver, logger, {
+      socketPath: undefined,
+      intervalMs: 60_000,
+      graceMs: 0,
+    });
+    reconciler.start();
+    expect(await reconciler.runOnce()).to.equal(undefined);
+    await reconciler.stop();
+    expect(reconciler.status()).to.deep.equal({ on: false, dockerSocket: undefined });
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).to.deep.equal([
+      {
+        ...(JSON.parse(lines[0]!) as { time: string }),
+        level: "warn",
+        msg: "reconciliation with Docker is off: no Docker API socket (--docker-socket is empty). Records that dockerd fails to delete stay until removed by hand",
+        hint: "give the plugin the Docker socket to turn it on; docs/security.md says what that grants",
+      },
+    ]);
+  });
+
+  it("reports the last reason Docker could not be asked, until a pass can", async () => {
+    const logger = createLogger("error", () => undefined);
+    const reconciler = new Reconciler({} as NetworkDriver, {} as IpamDriver, logger, {
+      socketPath: join(dir, "nothing-here.sock"),
+      intervalMs: 60_000,
+      graceMs: 0,
+    });
+    expect(await reconciler.runOnce()).to.equal(undefined);
+    const status = reconciler.status();
+    expect(status).to.include({ on: true, dockerSocket: join(dir, "nothing-here.sock") });
+    expect(status.lastError).to.match(/ENOENT/);
+  });
 });
