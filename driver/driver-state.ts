@@ -27,6 +27,11 @@ export type NetworkRecord = {
    * in records of earlier releases, which read as false: the shield applies after an upgrade.
    */
   wireserverAccess?: boolean;
+  /**
+   * The routing table of the network's NIC, when that NIC is not the VM's primary one: its containers'
+   * traffic follows this table, so that it leaves through their own NIC (see source-routing.ts).
+   */
+  routeTable?: number;
   /** Azure links every endpoint of the network gets unless its own options say otherwise. */
   azureLinks?: AzureLinkRequest;
   createdAt: string;

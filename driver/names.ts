@@ -23,6 +23,16 @@ const BRIDGE_PREFIX = "azbr-";
  */
 export const CONTAINER_INTERFACES = `${HOST_VETH_PREFIX}+`;
 
+/**
+ * Policy routing for NICs other than the primary: each gets a routing table numbered from
+ * FIRST_ROUTE_TABLE, its containers' addresses a rule at SOURCE_RULE_PRIORITY, and one rule at
+ * HOST_ROUTES_RULE_PRIORITY, ahead of them, keeps the host's own /32 routes (its containers) first.
+ * All below the main table's 32766, and above anything a distribution sets up by default.
+ */
+export const FIRST_ROUTE_TABLE = 30001;
+export const HOST_ROUTES_RULE_PRIORITY = 30000;
+export const SOURCE_RULE_PRIORITY = 30001;
+
 /** Prefixes of the iptables chains of each network, for cleanup to find every chain of ours. */
 export const FORWARD_CHAIN_PREFIX = "AZV-FWD-";
 export const ISOLATION_CHAIN_PREFIX = "AZV-ISO-";

@@ -28,6 +28,7 @@ import { parseCreateEndpoint } from "./endpoint-options.js";
 import { dockerId, parseCreateNetwork } from "./network-options.js";
 import { refreshSubnetNatRules } from "./network-setup.js";
 import { restoreDataPath, type RestoreReport } from "./restore.js";
+import { withSourceRouting } from "./source-routing.js";
 import { transparentDataPath } from "./transparent.js";
 import type {
   CapabilitiesResponse,
@@ -63,7 +64,11 @@ export class NetworkDriver {
   readonly linker: AzureLinker | undefined;
 
   constructor(private readonly deps: NetworkDriverDeps) {
-    const dataPaths = { transparent: transparentDataPath, bridge: bridgeDataPath, ...deps.dataPaths };
+    const dataPaths = {
+      transparent: withSourceRouting(transparentDataPath),
+      bridge: withSourceRouting(bridgeDataPath),
+      ...deps.dataPaths,
+    };
     this.linker =
       deps.linkEditor &&
       new AzureLinker(deps.state, deps.linkEditor, deps.logger, (networkId, address) =>

@@ -19,6 +19,7 @@ import {
   refreshSubnetNatRules,
 } from "./network-setup.js";
 import { forgetEndpoint } from "./records.js";
+import { routeTableFor } from "./source-routing.js";
 
 type ChosenNic = { nic: Nic; subnet: Subnet; pool: PoolView | undefined };
 
@@ -112,6 +113,7 @@ function newNetworkRecord(
     internal: request.internal,
     imdsAccess: request.imdsAccess,
     wireserverAccess: request.wireserverAccess,
+    ...(nic.isPrimary ? {} : { routeTable: routeTableFor(ctx.state.current, nic.macAddress) }),
     ...(request.azureLinks ? { azureLinks: request.azureLinks } : {}),
     createdAt: ctx.now().toISOString(),
   };

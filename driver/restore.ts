@@ -25,6 +25,8 @@ import {
   natChainName,
 } from "./names.js";
 import { enableForwarding, ensureNetworkRules } from "./network-setup.js";
+import { HOST_ROUTES_RULE, sourceRule } from "./source-routing.js";
+import { MAIN_TABLE, type PolicyRule } from "../lib/host-net/policy-routing.js";
 
 export type RestoreReport = {
   rebooted: boolean;
@@ -153,4 +155,28 @@ async function removeLeftovers(host: HostNetwork, driver: DriverState, report: R
       report.leftovers.push(chain);
     }
   }
+  await removeLeftoverRouting(host, driver, report);
+}
+
+/** Our routing rules that no record explains (a container that ended meanwhile), and their tables. */
+async function removeLeftoverRouting(host: HostNetwork, driver: DriverState, report: RestoreReport) {
+  const tables = new Set(Object.values(driver.networks).map((n) => n.routeTable));
+  const expected = new Set<string>(
+    tables.size > 1 || !tables.has(undefined) ? [ruleName(HOST_ROUTES_RULE)] : [],
+  );
+  for (const endpoint of Object.values(driver.endpoints)) {
+    const table = driver.networks[endpoint.networkId]?.routeTable;
+    if (table !== undefined && endpoint.hostInterface) expected.add(ruleName(sourceRule(table, endpoint)));
+  }
+  for (const rule of await host.listOwnRules()) {
+    if (expected.has(ruleName(rule))) continue;
+    await host.deleteRule(rule);
+    if (rule.table !== MAIN_TABLE && !tables.has(rule.table)) await host.flushTable(rule.table);
+    report.leftovers.push(`rule ${ruleName(rule)}`);
+  }
+}
+
+/** How a rule reads in the log, and what tells two rules apart. */
+function ruleName(rule: PolicyRule): string {
+  return `${rule.priority}: from ${rule.from ?? "all"} lookup ${rule.table}`;
 }

@@ -6,6 +6,7 @@
 import * as ebtables from "./ebtables.js";
 import * as iptables from "./iptables.js";
 import * as interfaces from "./interfaces.js";
+import * as policyRouting from "./policy-routing.js";
 import { runTool } from "./run-tool.js";
 
 /** A network interface of the plugin's namespace as the kernel reports it. */
@@ -43,6 +44,12 @@ export type HostNetwork = {
   deleteIpv4Address: typeof interfaces.deleteIpv4Address;
   listManagedRoutes: typeof interfaces.listManagedRoutes;
   replaceRoute: typeof interfaces.replaceRoute;
+  listOwnRules: typeof policyRouting.listOwnRules;
+  ensureRule: typeof policyRouting.ensureRule;
+  deleteRule: typeof policyRouting.deleteRule;
+  setTableRoutes: typeof policyRouting.setTableRoutes;
+  flushTable: typeof policyRouting.flushTable;
+  listTableRoutes: typeof policyRouting.listTableRoutes;
   setBridgeChainRules: typeof ebtables.setBridgeChainRules;
   ensureBridgeJump: typeof ebtables.ensureBridgeJump;
   deleteBridgeJump: typeof ebtables.deleteBridgeJump;
@@ -70,5 +77,5 @@ async function listInterfaces(): Promise<LocalInterface[]> {
 
 /** The real host, through iproute2, /proc/sys and iptables. */
 export function createHostNetwork(): HostNetwork {
-  return { listInterfaces, ...interfaces, ...iptables, ...ebtables };
+  return { listInterfaces, ...interfaces, ...iptables, ...ebtables, ...policyRouting };
 }

@@ -22,7 +22,7 @@ export class HostToolError extends UnavailableError {
 }
 
 /** What a tool can report as not there. */
-export type MissingObject = "device" | "route" | "address" | "chain" | "rule";
+export type MissingObject = "device" | "route" | "address" | "chain" | "rule" | "table";
 
 /**
  * A host tool failed because the object it was asked about is not there. Deletions and existence
@@ -42,15 +42,19 @@ export class HostObjectMissingError extends HostToolError {
 
 /**
  * How each tool says "not there", per kind of object. iproute2: `Device "x" does not exist.`, `Cannot
- * find device "x"`, and RTNETLINK's ESRCH (no such route) and EADDRNOTAVAIL (no such address).
+ * find device "x"`, `FIB table does not exist`, and RTNETLINK's ESRCH (no such route), EADDRNOTAVAIL (no
+ * such address) and ENOENT (no such rule).
  * iptables (legacy and nft): "No chain/target/match by that name", "Chain 'x' does not exist", and
  * "Bad rule (does a matching rule exist in that chain?)". ebtables words a chain as iptables does.
  */
 const MISSING_WORDING: Record<string, [RegExp, MissingObject][]> = {
   ip: [
+    [/FIB table does not exist/, "table"],
     [/does not exist|Cannot find device/, "device"],
     [/No such process/, "route"],
     [/Cannot assign requested address/, "address"],
+    // `ip rule del` of a rule that is not there: RTNETLINK's ENOENT.
+    [/No such file or directory/, "rule"],
   ],
   iptables: [
     [/does a matching rule exist|Bad rule/, "rule"],

@@ -18,7 +18,10 @@ import { fetchStatus, type PluginStatus } from "./plugin-client.js";
 export type Finding = { check: string; result: "ok" | "warn" | "fail"; message: string };
 
 /** The host reads the doctor makes, all through the plugin's one door to the kernel. */
-export type DoctorHost = Pick<HostNetwork, "readSysctl" | "listChainRules" | "iptablesVersion">;
+export type DoctorHost = Pick<
+  HostNetwork,
+  "readSysctl" | "listChainRules" | "iptablesVersion" | "listOwnRules" | "listTableRoutes"
+>;
 
 /** Where the plugin, Docker and IMDS are; and, in tests, the host to read. */
 export type DoctorOptions = {
@@ -50,6 +53,7 @@ const CHECKS: Check[] = [
   { name: "forwarding", run: checkForwarding },
   { name: "firewall", run: checkFirewall },
   { name: "shields", run: checkShields },
+  { name: "routing", run: checkSourceRouting },
   { name: "state", run: checkStateFile },
   { name: "docker", run: checkDocker },
   { name: "reconciliation", run: checkReconciliation },
@@ -241,6 +245,39 @@ async function checkShields({ host, status }: DoctorContext, report: Report): Pr
         `network ${shortId(network.id)} should block ${missing.join(" and ")}, but the rule is missing (removed by a firewall reload?) — restart the plugin: it re-creates its rules at start`,
       );
     else report("ok", `network ${shortId(network.id)}: ${said.join("; ")} (docs/security.md)`);
+  }
+}
+
+/**
+ * Per network on a NIC other than the primary: its routing table and its containers' rules, without
+ * which their replies leave through the primary NIC with an address it does not own, and Azure drops
+ * them (the asymmetric routing that broke secondary NICs in the plugin this one replaces).
+ */
+async function checkSourceRouting({ host, status }: DoctorContext, report: Report): Promise<void> {
+  const routed = (status?.networks ?? []).filter((n) => n.routeTable !== undefined);
+  if (routed.length === 0) return;
+  const rules = (await host.listOwnRules()).map((r) => `${r.table} ${r.from ?? "all"}`);
+  for (const network of routed) {
+    const table = network.routeTable!;
+    const hasWayOut = (await host.listTableRoutes(table)).some((r) => r.dst === "0.0.0.0/0");
+    const joined = (status?.endpoints ?? []).filter((e) => e.networkId === network.id && e.hostInterface);
+    const missing = [
+      ...(hasWayOut ? [] : [`the default route of table ${table}`]),
+      ...joined
+        .filter((e) => !rules.includes(`${table} ${e.address}`))
+        .map((e) => `the rule for ${e.address}`),
+    ];
+    const where = `network ${shortId(network.id)} on ${network.interfaceName}`;
+    if (missing.length === 0)
+      report(
+        "ok",
+        `${where}: its containers leave through ${network.interfaceName} (routing table ${table})`,
+      );
+    else
+      report(
+        "fail",
+        `${where} is missing ${missing.join(", ")}, so its containers answer through the primary NIC with addresses it does not own, and Azure drops those replies — restart the plugin: it re-creates its routing at start`,
+      );
   }
 }
 

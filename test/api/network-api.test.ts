@@ -630,6 +630,86 @@ describe("NetworkDriver API over the unix socket", () => {
     });
   });
 
+  describe("a network on a NIC other than the primary: its containers leave through that NIC", () => {
+    const onEth1 = (NetworkID: string) =>
+      createBody({
+        NetworkID,
+        IPv4Data: [
+          { AddressSpace: "azure-local", Pool: "10.2.0.0/24", Gateway: "10.2.0.1/24", AuxAddresses: {} },
+        ],
+      });
+    const joinOnEth1 = async (NetworkID: string, EndpointID: string, address: string) => {
+      const pool = await post("/IpamDriver.RequestPool", { Pool: "10.2.0.0/24" });
+      await post("/IpamDriver.RequestAddress", { PoolID: pool.body.PoolID, Address: address }).expect(200);
+      await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID,
+        EndpointID,
+        Interface: { Address: `${address}/24` },
+      }).expect(200);
+      await post("/NetworkDriver.Join", { NetworkID, EndpointID, SandboxKey: "x" }).expect(200);
+    };
+    const TABLE = 30001;
+    const HOST_ROUTES = { priority: 30000, table: 254, suppressPrefixLength: 31 };
+
+    it("gives the NIC a routing table and each container address a rule, shared by the NIC's networks, all removed with the last", async () => {
+      await post("/NetworkDriver.CreateNetwork", onEth1(NET)).expect(200);
+      expect(calls("setTableRoutes")).to.deep.equal([
+        [
+          TABLE,
+          [
+            { dst: "10.2.0.0/24", device: "eth1" },
+            { dst: "0.0.0.0/0", device: "eth1", gateway: "10.2.0.1" },
+          ],
+        ],
+      ]);
+      expect(calls("ensureRule")).to.deep.equal([[HOST_ROUTES]]);
+      await post("/NetworkDriver.CreateNetwork", onEth1(NET2)).expect(200);
+      await joinOnEth1(NET, EP, "10.2.0.5");
+      expect(calls("ensureRule").at(-1)).to.deep.equal([{ priority: 30001, table: TABLE, from: "10.2.0.5" }]);
+      const networks = (await plugin.api().get("/status")).body.networks as { routeTable?: number }[];
+      expect(
+        networks.map((n) => n.routeTable),
+        "both networks of eth1 share its table",
+      ).to.deep.equal([TABLE, TABLE]);
+
+      await post("/NetworkDriver.Leave", { NetworkID: NET, EndpointID: EP }).expect(200);
+      expect(calls("deleteRule")).to.deep.equal([[{ priority: 30001, table: TABLE, from: "10.2.0.5" }]]);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200);
+      await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET }).expect(200);
+      expect(calls("flushTable"), "eth1's other network still uses the table").to.deep.equal([]);
+      await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET2 }).expect(200);
+      expect(calls("flushTable")).to.deep.equal([[TABLE]]);
+      const { rules, tables } = JSON.parse(plugin.host.snapshot()) as { rules: unknown[]; tables: unknown[] };
+      expect({ rules, tables }, "no rule or table left").to.deep.equal({ rules: [], tables: [] });
+    });
+
+    it("gives a network on the primary NIC no table and no rule", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody()).expect(200);
+      await reserve("10.1.0.5");
+      await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: NET,
+        EndpointID: EP,
+        Interface: { Address: "10.1.0.5/24" },
+      }).expect(200);
+      await post("/NetworkDriver.Join", { NetworkID: NET, EndpointID: EP, SandboxKey: "x" }).expect(200);
+      expect([...calls("setTableRoutes"), ...calls("ensureRule")]).to.deep.equal([]);
+    });
+
+    it("at start, puts back a missing rule of a live container and removes rules no record explains", async () => {
+      await post("/NetworkDriver.CreateNetwork", onEth1(NET)).expect(200);
+      await joinOnEth1(NET, EP, "10.2.0.5");
+      await plugin.host.deleteRule({ priority: 30001, table: TABLE, from: "10.2.0.5" });
+      await plugin.host.ensureRule({ priority: 30001, table: 30002, from: "10.2.0.9" });
+      await plugin.restart();
+      const { rules } = JSON.parse(plugin.host.snapshot()) as { rules: string[] };
+      expect(rules.map((r) => JSON.parse(r) as unknown[])).to.deep.equal([
+        [30000, 254, null, 31],
+        [30001, TABLE, "10.2.0.5", null],
+      ]);
+      expect(calls("flushTable")).to.deep.include([30002]);
+    });
+  });
+
   describe("two NICs in one subnet", () => {
     const sharedSubnet = {
       interfaces: [ETH0_MAC, ETH1_MAC].map((macAddress, i) => ({

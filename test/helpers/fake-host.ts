@@ -5,6 +5,7 @@
 import type { LocalInterface } from "../../lib/host-net/host-network.js";
 import type { HostNetwork } from "../../lib/host-net/host-network.js";
 import { UnavailableError } from "../../lib/errors.js";
+import type { PolicyRule, TableRoute } from "../../lib/host-net/policy-routing.js";
 
 export const ETH0_MAC = "00:0d:3a:00:00:01";
 export const ETH1_MAC = "00:0d:3a:00:00:02";
@@ -29,6 +30,10 @@ export function createFakeHost(): FakeHost {
   const bootId = { current: "boot-1" };
   const chains = new Map<string, string>();
   const jumps = new Set<string>();
+  const rules = new Map<string, PolicyRule>();
+  const tables = new Map<number, TableRoute[]>();
+  const ruleKey = (rule: PolicyRule) =>
+    JSON.stringify([rule.priority, rule.table, rule.from, rule.suppressPrefixLength]);
   const record =
     <A extends unknown[], R>(name: keyof HostNetwork, effect: (...args: A) => R) =>
     (...args: A): Promise<Awaited<R>> => {
@@ -51,6 +56,8 @@ export function createFakeHost(): FakeHost {
         sysctls: [...sysctls].sort(),
         chains: [...chains].sort(),
         jumps: [...jumps].sort(),
+        rules: [...rules.keys()].sort(),
+        tables: [...tables].sort(),
       }),
     bootId,
     listInterfaces: () => Promise.resolve(interfaces),
@@ -102,6 +109,20 @@ export function createFakeHost(): FakeHost {
     deleteIpv4Address: record("deleteIpv4Address", () => undefined),
     listManagedRoutes: record("listManagedRoutes", () => []),
     replaceRoute: record("replaceRoute", () => undefined),
+    listOwnRules: record("listOwnRules", () => [...rules.values()]),
+    ensureRule: record("ensureRule", (rule: PolicyRule) => {
+      rules.set(ruleKey(rule), rule);
+    }),
+    deleteRule: record("deleteRule", (rule: PolicyRule) => {
+      rules.delete(ruleKey(rule));
+    }),
+    setTableRoutes: record("setTableRoutes", (table: number, routes: TableRoute[]) => {
+      tables.set(table, routes);
+    }),
+    flushTable: record("flushTable", (table: number) => {
+      tables.delete(table);
+    }),
+    listTableRoutes: record("listTableRoutes", (table: number) => tables.get(table) ?? []),
     setBridgeChainRules: record("setBridgeChainRules", (chain: string, rules: string[][]) => {
       chains.set(`bridge/${chain}`, JSON.stringify(rules));
     }),

@@ -51,6 +51,7 @@ describe("doctor", () => {
   describe("with a plugin that answers", () => {
     let dir: string;
     let plugin: http.Server;
+    let status: object;
     const network = (id: string, imdsAccess: boolean, wireserverAccess: boolean) => ({
       id,
       imdsAccess,
@@ -59,7 +60,7 @@ describe("doctor", () => {
       mode: "transparent",
       interfaceName: "eth0",
     });
-    const status = {
+    const baseStatus = {
       pool: [],
       networks: [network("a".repeat(64), false, false), network("b".repeat(64), true, true)],
       endpoints: [],
@@ -71,6 +72,7 @@ describe("doctor", () => {
     };
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), "azure-vnet-doctor-"));
+      status = baseStatus;
       plugin = http.createServer((_req, res) => res.end(JSON.stringify(status)));
       await new Promise<void>((resolve) => plugin.listen(join(dir, "azure.sock"), resolve));
     });
@@ -105,6 +107,36 @@ describe("doctor", () => {
         message:
           "the plugin runs without the Docker API socket, so reconciliation is off: records that dockerd fails to delete (after a crash) stay until removed by hand — give it the socket if you accept what that grants (docs/security.md)",
       });
+    });
+
+    it("explains a network on a secondary NIC whose containers would answer through the primary one", async () => {
+      const routed = { ...network("c".repeat(64), false, false), interfaceName: "eth1", routeTable: 30001 };
+      const joined = {
+        id: "e".repeat(64),
+        networkId: routed.id,
+        address: "10.2.0.5",
+        hostInterface: "azccccceeeeeeee",
+      };
+      status = { ...baseStatus, networks: [routed], endpoints: [joined] };
+      const host = createFakeHost();
+      await host.setTableRoutes(30001, [{ dst: "0.0.0.0/0", device: "eth1", gateway: "10.2.0.1" }]);
+      const check = () => runDoctor({ ...NOWHERE, socket: join(dir, "azure.sock"), imdsUrl: "", host });
+      expect((await check()).filter((f) => f.check === "routing")).to.deep.equal([
+        {
+          check: "routing",
+          result: "fail",
+          message:
+            "network cccccccccccc on eth1 is missing the rule for 10.2.0.5, so its containers answer through the primary NIC with addresses it does not own, and Azure drops those replies — restart the plugin: it re-creates its routing at start",
+        },
+      ]);
+      await host.ensureRule({ priority: 30001, table: 30001, from: "10.2.0.5" });
+      expect((await check()).filter((f) => f.check === "routing")).to.deep.equal([
+        {
+          check: "routing",
+          result: "ok",
+          message: "network cccccccccccc on eth1: its containers leave through eth1 (routing table 30001)",
+        },
+      ]);
     });
   });
 });

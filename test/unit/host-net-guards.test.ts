@@ -5,6 +5,7 @@
 import { expect } from "chai";
 import { ensureBridgeJump, setBridgeChainRules } from "../../lib/host-net/ebtables.js";
 import { setChainRules } from "../../lib/host-net/iptables.js";
+import { deleteRule, flushTable, setTableRoutes } from "../../lib/host-net/policy-routing.js";
 import { createVethPair, writeSysctl } from "../../lib/host-net/interfaces.js";
 import { checkComment, checkInterfaceName } from "../../lib/host-net/names.js";
 import { chainRestoreText } from "../../lib/host-net/run-tool.js";
@@ -24,6 +25,16 @@ describe("host-net guards", () => {
     expect(() => checkComment('x" -j ACCEPT')).to.throw("refusing rule comment");
     expect(await failure(setChainRules("filter", "FORWARD; reboot", []))).to.equal(
       'refusing iptables chain name "FORWARD; reboot"',
+    );
+  });
+
+  it("refuses routing tables, addresses and prefixes an ip command could misread", async () => {
+    expect(await failure(flushTable(255))).to.equal("refusing routing table 255");
+    expect(await failure(deleteRule({ priority: 30001, table: 30001, from: "all" }))).to.equal(
+      'refusing routing address "all"',
+    );
+    expect(await failure(setTableRoutes(30001, [{ dst: "10.1.1.0/24 dev lo", device: "eth1" }]))).to.equal(
+      'refusing routing prefix "10.1.1.0/24 dev lo"',
     );
   });
 
