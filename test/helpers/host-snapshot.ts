@@ -8,13 +8,9 @@ import type { Vnet } from "./vnet.js";
 
 export type HostSnapshot = Record<string, unknown>;
 
-const SYSCTLS = [
-  "net.ipv4.ip_forward",
-  "net.ipv4.conf.all.forwarding",
-  "net.ipv4.conf.all.proxy_arp",
-  "net.ipv4.conf.eth0.proxy_arp",
-  "net.ipv4.conf.eth0.forwarding",
-];
+const SYSCTLS = ["net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv4.conf.all.proxy_arp"];
+/** Read for every NIC of the VM (eth0, eth1, …). */
+const NIC_SYSCTLS = ["proxy_arp", "forwarding", "rp_filter"];
 
 type Link = {
   ifname: string;
@@ -40,11 +36,17 @@ export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapsh
   const links = await json<Link[]>(["ip", "-j", "link", "show"]);
   const addresses = await json<Addr[]>(["ip", "-j", "addr", "show"]);
   const routes = await json<object[]>(["ip", "-j", "route", "show", "table", "all"]);
+  const rules = await json<object[]>(["ip", "-j", "rule", "show"]);
   const neighbours = await json<Neighbour[]>(["ip", "-j", "neigh", "show"]);
   const iptables = (await vnet.execOk(host, ["iptables-save"])).stdout;
   const ebtables = (await vnet.execOk(host, ["ebtables-save"])).stdout;
+  const nics = links.map((l) => l.ifname).filter((name) => /^eth\d+$/.test(name));
+  const keys = [
+    ...SYSCTLS,
+    ...nics.flatMap((nic) => NIC_SYSCTLS.map((key) => `net.ipv4.conf.${nic}.${key}`)),
+  ];
   const sysctls = await Promise.all(
-    SYSCTLS.map(async (key) => `${key}=${(await vnet.execOk(host, ["sysctl", "-n", key])).stdout.trim()}`),
+    keys.map(async (key) => `${key}=${(await vnet.execOk(host, ["sysctl", "-n", key])).stdout.trim()}`),
   );
   return {
     links: links.map((l) => ({
@@ -59,6 +61,7 @@ export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapsh
       addresses: a.addr_info.map((i) => `${i.local}/${i.prefixlen} ${i.scope ?? ""}`),
     })),
     routes,
+    rules,
     // Learned entries come and go with traffic; the plugin only ever adds permanent ones.
     neighbours: neighbours.filter((n) => n.state?.includes("PERMANENT")),
     iptables: withoutEmptyTables(stripCounters(iptables)),
