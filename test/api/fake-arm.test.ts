@@ -504,6 +504,67 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     expect(missing.statusCode).to.equal(404);
   });
 
+  it("models a VM's second NIC in a second subnet: its own resource, its subnet's addresses, no foreign subnet", async () => {
+    const SUBNET2_ID = `${NET}/virtualNetworks/vnet1/subnets/subnet2`;
+    const NIC2 = "vm1-nic1";
+    await fake.close();
+    fake = await start({
+      extraSubnets: [{ name: "subnet2", prefix: "10.1.1.0/24" }],
+      nics: [
+        ...nics(),
+        {
+          name: NIC2,
+          vmName: "vm1",
+          mac: "00:0d:3a:1b:c7:22",
+          subnet: "subnet2",
+          ipConfigurations: [{ name: "ipconfig1", privateIp: "10.1.1.4", primary: true, backendPoolIds: [] }],
+        },
+      ],
+    });
+    const arm = client();
+    const listed: string[] = [];
+    for await (const nic of arm.networkInterfaces.list(RG)) listed.push(nic.name!);
+    expect(listed).to.deep.equal([NIC, "vm2-nic0", NIC2]);
+    const second = await arm.networkInterfaces.get(RG, NIC2);
+    expect(second.primary, "a VM's first NIC is its primary one").to.equal(false);
+    expect(second.ipConfigurations![0]!.subnet?.id).to.equal(SUBNET2_ID);
+    expect((await arm.networkInterfaces.get(RG, NIC)).ipConfigurations![0]!.subnet?.id).to.equal(SUBNET_ID);
+
+    const added = await arm.networkInterfaces.beginCreateOrUpdateAndWait(
+      RG,
+      NIC2,
+      withConfig(second, {
+        name: "ipconfig2",
+        privateIPAllocationMethod: "Dynamic",
+        subnet: { id: SUBNET2_ID },
+      }),
+    );
+    // The lowest free address of subnet 2 (.4 is the NIC's primary), not of subnet 1.
+    expect(added.ipConfigurations!.map((c) => c.privateIPAddress)).to.deep.equal(["10.1.1.4", "10.1.1.5"]);
+    expect(fake.nic(NIC2)).to.deep.include({ subnet: "subnet2" });
+    expect(nicChanges.map((n) => n.name)).to.deep.equal([NIC2]);
+
+    const refuse = async (config: NetworkInterfaceIPConfiguration) => {
+      const error = await rejection(
+        arm.networkInterfaces.beginCreateOrUpdateAndWait(RG, NIC2, withConfig(added, config)),
+      );
+      expect(error.statusCode, error.message).to.equal(400);
+      return [error.code, error.message];
+    };
+    const [code, message] = await refuse({ name: "ipconfig3", subnet: { id: SUBNET_ID } });
+    expect(code).to.equal("IpConfigurationsOnNicInDifferentSubnets");
+    expect(message).to.include("cannot belong to different subnets");
+    expect(
+      await refuse({
+        name: "ipconfig3",
+        privateIPAllocationMethod: "Static",
+        privateIPAddress: "10.1.0.9",
+        subnet: { id: SUBNET2_ID },
+      }),
+    ).to.deep.include("PrivateIPAddressNotInSubnet");
+    expect(fake.nic(NIC2).ipConfigurations).to.have.length(2);
+  });
+
   it("refuses a wrong token with 401 AuthenticationFailed", async () => {
     const error = await rejection(client(fake.url, "someone-elses-token").networkInterfaces.get(RG, NIC));
     expect(error.statusCode).to.equal(401);

@@ -1,6 +1,6 @@
 /**
  * Puts the plugin on an emulated Azure VM: the Azure stand-in answering on 169.254.169.254 and
- * 168.63.129.16 inside the fabric, describing the VM's NIC as the fabric routes it, and the plugin
+ * 168.63.129.16 inside the fabric, describing the VM's NICs as the fabric routes them, and the plugin
  * process itself inside the VM's namespace with its socket where the VM's dockerd looks for plugins.
  */
 import { openSync, closeSync, readFileSync } from "node:fs";
@@ -15,7 +15,7 @@ import { FAKE_COMPUTE, type FakeAzureNics } from "./fake-azure.js";
 import { createTestCa } from "./test-ca.js";
 import { pollUntil, killPid } from "./run.js";
 import { startDockerd, type Dockerd } from "./dockerd.js";
-import { createVnet, IMDS_IP, WIRESERVER_IP, type Vnet, type VmSpec } from "./vnet.js";
+import { createVnet, IMDS_IP, WIRESERVER_IP, type NicInfo, type Vnet, type VmSpec } from "./vnet.js";
 
 const PLUGIN_MAIN = fileURLToPath(new URL("../../plugin/main.js", import.meta.url));
 /** The V8 flag every launcher gives the plugin (package.json, systemd unit, plugin entrypoint). */
@@ -25,19 +25,30 @@ const FAKE_AZURE_MAIN = fileURLToPath(new URL("./fake-azure-main.js", import.met
 /** Where Azure Resource Manager answers inside the emulated VNet (on the fabric, like IMDS). */
 export const ARM_IP = "192.0.2.10";
 
-/** The stand-in's NIC document for a VM, from what the fabric routes to it. */
+/**
+ * The stand-in's NIC document for a VM, from what the fabric routes to it: every NIC in IMDS order
+ * (eth0 first, the only one marked primary), each with its MAC, subnet, primary and secondaries.
+ * Public addresses are those associated with secondaries (setPublicIp), as before.
+ */
 export function nicDocument(vnet: Vnet, vmName: string): FakeAzureNics {
-  const vm = vnet.vm(vmName);
   return {
     publicIps: vnet.publicIpAssociations,
-    interfaces: [
-      {
-        macAddress: vm.mac,
-        primary: true,
-        subnets: [{ prefix: vnet.subnet, primaryAddress: vm.primary, secondaryAddresses: vm.secondaries }],
-      },
-    ],
+    interfaces: vnet.vm(vmName).nics.map((nic) => ({
+      macAddress: nic.mac,
+      primary: nic.index === 0,
+      subnets: [{ prefix: nic.subnet, primaryAddress: nic.primary, secondaryAddresses: nic.secondaries }],
+    })),
   };
+}
+
+/** ARM's name of a VM's NIC in the ARM stand-in: `<vm>-nic` for eth0, `<vm>-nic-<ifname>` for the others. */
+export function armNicName(nic: Pick<NicInfo, "vmName" | "ifname" | "index">): string {
+  return nic.index === 0 ? `${nic.vmName}-nic` : `${nic.vmName}-nic-${nic.ifname}`;
+}
+
+/** ARM's name of a VNet subnet in the ARM stand-in: "default" for the first, "subnet2", "subnet3"… after. */
+export function armSubnetName(index: number): string {
+  return index === 0 ? "default" : `subnet${index + 1}`;
 }
 
 /**
@@ -145,10 +156,11 @@ export async function startPluginInVm(
 }
 
 /**
- * Starts the ARM stand-in for the VNet's VMs (one NIC each, `<vm>-nic`, primary `ipconfig1`) in the test
- * process, served at https://ARM_IP inside the fabric with a fresh test CA. What ARM commits is what the
- * VNet then does: secondary IPs move in the fabric and in IMDS (`updateNics`), public IPs are NATed on
- * the internet link. Returns the stand-in and the plugin flags that point at it.
+ * Starts the ARM stand-in for the VNet's VMs in the test process, served at https://ARM_IP inside the
+ * fabric with a fresh test CA. Every NIC of every VM is its own ARM resource ({@link armNicName}: eth0 is
+ * `<vm>-nic`, primary `ipconfig1`), in its subnet ({@link armSubnetName}). What ARM commits is what the
+ * VNet then does: secondary IPs move in the fabric (on that NIC) and in IMDS (`updateNics`), public IPs
+ * are NATed on the internet link. Returns the stand-in and the plugin flags that point at it.
  */
 export async function startArmInVnet(
   vnet: Vnet,
@@ -158,22 +170,29 @@ export async function startArmInVnet(
 ): Promise<{ arm: FakeArm; pluginArgs: string[] }> {
   const ca = await createTestCa(dir, { ips: [ARM_IP, "127.0.0.1"] });
   const socketPath = join(dir, "arm.sock");
+  const subnets = vnet.subnets;
+  const nics = new Map(vnet.vms.flatMap((vm) => vm.nics.map((nic) => [armNicName(nic), nic] as const)));
   const arm = await startFakeArm({
     subscriptionId: FAKE_COMPUTE.subscriptionId,
     resourceGroup: FAKE_COMPUTE.resourceGroupName,
     location: FAKE_COMPUTE.location,
-    subnet: { name: "default", vnetName: "vnet", prefix: vnet.subnet },
-    nics: vnet.vms.map((vm) => ({
-      name: `${vm.name}-nic`,
-      vmName: vm.name,
-      mac: vm.mac,
-      ipConfigurations: [vm.primary, ...vm.secondaries].map((privateIp, index) => ({
-        name: `ipconfig${index + 1}`,
-        privateIp,
-        primary: index === 0,
-        backendPoolIds: [],
-      })),
-    })),
+    subnet: { name: armSubnetName(0), vnetName: "vnet", prefix: vnet.subnet },
+    extraSubnets: subnets.slice(1).map((s, i) => ({ name: armSubnetName(i + 1), prefix: s.prefix })),
+    nics: [...nics].map(([name, nic]) => {
+      const subnetIndex = subnets.findIndex((s) => s.prefix === nic.subnet);
+      return {
+        name,
+        vmName: nic.vmName,
+        mac: nic.mac,
+        ...(subnetIndex > 0 ? { subnet: armSubnetName(subnetIndex) } : {}),
+        ipConfigurations: [nic.primary, ...nic.secondaries].map((privateIp, index) => ({
+          name: `ipconfig${index + 1}`,
+          privateIp,
+          primary: index === 0,
+          backendPoolIds: [],
+        })),
+      };
+    }),
     firstPublicIp: "198.51.100.200",
     tls: { certPem: ca.certPem, keyPem: ca.keyPem },
     listen: { socketPath },
@@ -181,9 +200,12 @@ export async function startArmInVnet(
     retryAfterSeconds: 1,
     ...options,
     onNicChange: async (nic) => {
+      const local = nics.get(nic.name);
+      if (local === undefined) throw new Error(`ARM changed NIC ${nic.name}, which the VNet does not have`);
       await vnet.setSecondaries(
-        nic.vmName,
+        local.vmName,
         nic.ipConfigurations.filter((c) => !c.primary).map((c) => c.privateIp),
+        local.ifname,
       );
       await updateNics();
     },
@@ -224,6 +246,8 @@ export type TestbedOptions = {
   liveRestore?: boolean;
   /** Also run the ARM stand-in (see {@link startArmInVnet}) and point the plugin at it. */
   arm?: Pick<FakeArmOptions, "loadBalancers" | "operationPolls">;
+  /** Further subnets of the VNet (see VnetOptions.extraSubnets), for VMs with NICs in them. */
+  extraSubnets?: string[];
 };
 
 /**
@@ -250,7 +274,7 @@ export async function startAzureTestbed(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    vnet = await createVnet({ vms });
+    vnet = await createVnet({ vms, extraSubnets: options.extraSubnets });
     const net = vnet;
     const endpoints = await startAzureEndpoints(net, "vm1", dir);
     if (options.arm) {

@@ -1,5 +1,6 @@
-// Emulates an Azure VNet with network namespaces for the root-only e2e tests: a routing "fabric",
-// one namespace per VM NIC, an internet host behind per-VM outbound SNAT and an on-premises host.
+// Emulates an Azure VNet with network namespaces for the root-only e2e tests: a routing "fabric" with
+// one port per VM NIC, one namespace per VM (eth0, eth1, … one per NIC, in one or more subnets), an
+// internet host behind per-NIC outbound SNAT and an on-premises host.
 import { spawn } from "node:child_process";
 import type { ChildProcess, SpawnOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -33,43 +34,109 @@ export const ONPREM_GATEWAY_IP = "192.168.50.1";
 /** The one host on the on-premises network. */
 export const ONPREM_HOST_IP = "192.168.50.10";
 
-/** One VM with one NIC, as given to {@link createVnet}. */
-export type VmSpec = {
-  /** Lower-case letters and digits, at most 10 characters; names the namespace and the fabric port. */
-  name: string;
-  /** The NIC's MAC, colon-separated. */
+/**
+ * One NIC of a VM, as given to {@link createVnet}: the VM's first NIC (eth0) through the fields of
+ * {@link VmSpec} itself, any further one through {@link VmSpec.extraNics}.
+ */
+export type NicSpec = {
+  /** The NIC's MAC, colon-separated; unique in the VNet. */
   mac: string;
-  /** The NIC's primary IP configuration: the only source allowed to IMDS and to the internet. */
+  /**
+   * The NIC's subnet, one of the VNet's ({@link VnetOptions.subnet} or {@link VnetOptions.extraSubnets});
+   * default the VNet's first subnet. All addresses of the NIC are in it (Azure: "IPConfigurations on a
+   * Nic cannot belong to different subnets").
+   */
+  subnet?: string;
+  /** The NIC's primary IP configuration (its DHCP address): the only source the fabric SNATs to the internet. */
   primary: string;
   /** Secondary IPs the fabric routes to this NIC (the container pool). */
   secondaries?: string[];
-  /** Public address the fabric SNATs the primary to; default 198.51.100.<last octet of primary>. */
+  /**
+   * Public address the fabric SNATs this NIC's primary to (and DNATs back); default
+   * 198.51.100.<last octet of primary>. Unique in the VNet: give one explicitly when two NICs' primaries
+   * end in the same octet (e.g. 10.1.0.4 and 10.1.1.4).
+   */
   publicIp?: string;
 };
+
+/**
+ * One VM, as given to {@link createVnet}. Its own NIC fields describe its primary NIC, `eth0`, which
+ * carries the VM's only default route (via its subnet's gateway); `extraNics` become eth1, eth2, … with
+ * their primary address and connected subnet route only, as on an Azure VM nobody configured further.
+ */
+export type VmSpec = NicSpec & {
+  /** Lower-case letters and digits, at most 10 characters; names the namespace and the fabric ports. */
+  name: string;
+  /** The VM's further NICs in order: eth1, eth2, … (at most {@link MAX_NICS_PER_VM} NICs in all). */
+  extraNics?: NicSpec[];
+};
+
+/** Most NICs one VM can have here (eth0..eth7); Azure's limit depends on the VM size, 8 is common. */
+export const MAX_NICS_PER_VM = 8;
 
 /** Options of {@link createVnet}. */
 export type VnetOptions = {
   vms: VmSpec[];
-  /** Default "10.1.0.0/24". */
+  /** The VNet's first subnet, where NICs without a `subnet` go. Default "10.1.0.0/24". */
   subnet?: string;
-  /** Default: first host address of the subnet, as in Azure. */
+  /** Gateway of the first subnet. Default: its first host address, as in Azure. */
   gateway?: string;
+  /**
+   * Further subnets of the VNet, e.g. ["10.1.1.0/24"]; each one's gateway is its first host address.
+   * They may not overlap each other or the first subnet.
+   */
+  extraSubnets?: string[];
   /** MTU of every link; default 1500. */
   mtu?: number;
 };
 
-/** A VM as the fabric currently knows it. */
+/** A subnet of the VNet. */
+export type SubnetInfo = {
+  /** Canonical "network/length". */
+  prefix: string;
+  prefixLength: number;
+  /** The fabric's address on every NIC port of this subnet: the first host address unless overridden. */
+  gateway: string;
+};
+
+/** One NIC as the fabric currently knows it. */
+export type NicInfo = {
+  vmName: string;
+  /** Its name inside the VM: eth0, eth1, … */
+  ifname: string;
+  /** Its position on the VM (and in IMDS): 0 for eth0. */
+  index: number;
+  mac: string;
+  /** Canonical prefix of the NIC's subnet. */
+  subnet: string;
+  /** The subnet's prefix length, used on the NIC inside the VM. */
+  prefixLength: number;
+  /** The NIC's subnet's gateway. */
+  gateway: string;
+  primary: string;
+  secondaries: string[];
+  publicIp: string;
+  /** The NIC's veth end in the fabric namespace: `p-<vm>` for eth0, `p-<vm>-<index>` for the others. */
+  fabricPort: string;
+};
+
+/** A VM as the fabric currently knows it. The top-level NIC fields are those of its eth0. */
 export type VmInfo = {
   name: string;
   mac: string;
   primary: string;
   secondaries: string[];
   publicIp: string;
-  /** The subnet's prefix length, used on the VM's `eth0`. */
+  /** eth0's subnet. */
+  subnet: string;
+  /** eth0's subnet's prefix length. */
   prefixLength: number;
+  /** eth0's gateway, the VM's default route. */
   gateway: string;
-  /** The VM's veth end in the fabric namespace. */
+  /** eth0's veth end in the fabric namespace. */
   fabricPort: string;
+  /** Every NIC of the VM, eth0 first. */
+  nics: NicInfo[];
 };
 
 /** Options of {@link Vnet.exec}. */
@@ -195,10 +262,14 @@ function defaultPublicIp(primary: string): string {
 export class Vnet {
   /** Prefix of every namespace of this run, e.g. "avn1a2b3c". */
   readonly prefix: string;
+  /** The first subnet (where NICs without a `subnet` are). */
   readonly subnet: string;
+  /** The first subnet's gateway. */
   readonly gateway: string;
   readonly mtu: number;
-  private readonly vmInfo = new Map<string, VmInfo>();
+  private readonly subnetInfo: SubnetInfo[];
+  /** Each VM's NICs, eth0 first; the records setSecondaries edits. */
+  private readonly vmNics = new Map<string, NicInfo[]>();
   /** Public IPs associated with secondary IPs (as ARM would), by private address. */
   private readonly publicIps = new Map<string, string>();
   private readonly createdNamespaces: string[] = [];
@@ -208,35 +279,55 @@ export class Vnet {
   private teardownRunning: Promise<void> | undefined;
 
   /** @internal use {@link createVnet}. */
-  constructor(options: Required<Omit<VnetOptions, "vms">> & { vms: VmInfo[] }, prefix: string) {
+  constructor(
+    options: { subnets: SubnetInfo[]; mtu: number; vms: { name: string; nics: NicInfo[] }[] },
+    prefix: string,
+  ) {
     this.prefix = prefix;
-    this.subnet = options.subnet;
-    this.gateway = options.gateway;
+    this.subnetInfo = options.subnets;
+    this.subnet = options.subnets[0]!.prefix;
+    this.gateway = options.subnets[0]!.gateway;
     this.mtu = options.mtu;
-    for (const vm of options.vms) this.vmInfo.set(vm.name, vm);
+    for (const vm of options.vms) this.vmNics.set(vm.name, vm.nics);
   }
 
   /** Names of all hosts: "fabric", "inet", "onprem" and the VM names. */
   get hosts(): string[] {
-    return [FABRIC, INET, ONPREM, ...this.vmInfo.keys()];
+    return [FABRIC, INET, ONPREM, ...this.vmNics.keys()];
   }
 
-  /** The VMs, with the secondaries the fabric currently routes to them. */
+  /** The VNet's subnets, the first one first. */
+  get subnets(): SubnetInfo[] {
+    return this.subnetInfo.map((subnet) => ({ ...subnet }));
+  }
+
+  /** The VMs, with the secondaries the fabric currently routes to each NIC. */
   get vms(): VmInfo[] {
-    return [...this.vmInfo.values()].map((vm) => ({ ...vm, secondaries: [...vm.secondaries] }));
+    return [...this.vmNics.entries()].map(([name, nics]) => vmView(name, nics));
   }
 
   /** One VM's current state; throws for an unknown name. */
   vm(name: string): VmInfo {
-    const vm = this.vmInfo.get(name);
-    if (vm === undefined)
-      throw new Error(`no VM ${JSON.stringify(name)} in this VNet (have ${this.hosts.join(", ")})`);
-    return { ...vm, secondaries: [...vm.secondaries] };
+    return vmView(name, this.nicsOf(name));
+  }
+
+  /** One NIC's current state (`ifname` eth0, eth1, …); throws for an unknown VM or NIC. */
+  nic(vmName: string, ifname = "eth0"): NicInfo {
+    return copyNic(this.nicRecord(vmName, ifname));
+  }
+
+  /** The NIC an address is assigned to (as primary or secondary), if any. */
+  nicOwning(ip: string): NicInfo | undefined {
+    for (const nics of this.vmNics.values()) {
+      const owner = nics.find((nic) => nic.primary === ip || nic.secondaries.includes(ip));
+      if (owner) return copyNic(owner);
+    }
+    return undefined;
   }
 
   /** Network namespace name of `host` ("fabric", "inet", "onprem" or a VM name). */
   nsName(host: string): string {
-    if (!RESERVED_HOSTS.has(host) && !this.vmInfo.has(host)) {
+    if (!RESERVED_HOSTS.has(host) && !this.vmNics.has(host)) {
       throw new Error(`unknown host ${JSON.stringify(host)} (have ${this.hosts.join(", ")})`);
     }
     const suffix = host === FABRIC ? "fab" : host === ONPREM ? "onp" : host;
@@ -297,28 +388,29 @@ export class Vnet {
   }
 
   /**
-   * Changes which secondary IPs the fabric delivers to `vmName` and accepts from it, as an ARM PUT of
-   * the NIC would: /32 routes, permanent neighbour entries and the anti-spoofing whitelist move together.
+   * Changes which secondary IPs the fabric delivers to `vmName`'s NIC `ifname` (default eth0) and accepts
+   * from it, as an ARM PUT of that NIC would: /32 routes, permanent neighbour entries and the NIC's
+   * anti-spoofing whitelist move together. The addresses must be host addresses of the NIC's subnet that
+   * no other NIC holds.
    */
-  setSecondaries(vmName: string, secondaries: readonly string[]): Promise<void> {
+  setSecondaries(vmName: string, secondaries: readonly string[], ifname = "eth0"): Promise<void> {
     return this.serialize(async () => {
-      const vm = this.vmInfo.get(vmName);
-      if (vm === undefined) throw new Error(`no VM ${JSON.stringify(vmName)}`);
+      const nic = this.nicRecord(vmName, ifname);
       const wanted = [...new Set(secondaries)];
-      this.validateIps(vmName, wanted);
-      const removed = vm.secondaries.filter((ip) => !wanted.includes(ip));
-      const added = wanted.filter((ip) => !vm.secondaries.includes(ip));
+      this.validateIps(nic, wanted);
+      const removed = nic.secondaries.filter((ip) => !wanted.includes(ip));
+      const added = wanted.filter((ip) => !nic.secondaries.includes(ip));
       for (const ip of removed) {
-        await this.fabricIptables(["-D", chainOf(vm), "-s", `${ip}/32`, "-j", "RETURN"]);
-        await runOk("ip", ["-n", this.nsName(FABRIC), "route", "del", `${ip}/32`, "dev", vm.fabricPort]);
-        await runOk("ip", ["-n", this.nsName(FABRIC), "neigh", "del", ip, "dev", vm.fabricPort]);
-        vm.secondaries = vm.secondaries.filter((s) => s !== ip);
+        await this.fabricIptables(["-D", chainOf(nic), "-s", `${ip}/32`, "-j", "RETURN"]);
+        await runOk("ip", ["-n", this.nsName(FABRIC), "route", "del", `${ip}/32`, "dev", nic.fabricPort]);
+        await runOk("ip", ["-n", this.nsName(FABRIC), "neigh", "del", ip, "dev", nic.fabricPort]);
+        nic.secondaries = nic.secondaries.filter((s) => s !== ip);
       }
       for (const ip of added) {
-        await this.routeToVm(vm, ip);
+        await this.routeToNic(nic, ip);
         // Position 2: after the MAC check, before the chain's final DROP whose counter must survive.
-        await this.fabricIptables(["-I", chainOf(vm), "2", "-s", `${ip}/32`, "-j", "RETURN"]);
-        vm.secondaries.push(ip);
+        await this.fabricIptables(["-I", chainOf(nic), "2", "-s", `${ip}/32`, "-j", "RETURN"]);
+        nic.secondaries.push(ip);
       }
     });
   }
@@ -326,7 +418,8 @@ export class Vnet {
   /**
    * Associates `publicIp` with the secondary `privateIp` (or removes the association when undefined), as
    * Azure does for an IP configuration with a public IP: the internet reaches the private address at
-   * the public one, and its traffic leaves under the public one.
+   * the public one, and its traffic leaves under the public one. Works for an address of any NIC (the
+   * address says which); to associate, `privateIp` must be assigned to a NIC.
    */
   setPublicIp(privateIp: string, publicIp: string | undefined): Promise<void> {
     return this.serialize(async () => {
@@ -344,6 +437,8 @@ export class Vnet {
       }
       if (publicIp !== undefined) {
         requireIpv4(publicIp);
+        if (this.nicOwning(privateIp) === undefined)
+          throw new Error(`${privateIp} is assigned to no NIC of this VNet`);
         for (const [table, chain, ...rule] of rules(publicIp))
           await this.fabricIptables(["-t", table!, "-I", chain!, "1", ...rule]);
         this.publicIps.set(privateIp, publicIp);
@@ -377,16 +472,20 @@ export class Vnet {
   }
 
   /**
-   * Packets the fabric dropped from `vmName` for a wrong source MAC or a source IP not assigned to
-   * its NIC (sum of the DROP counters of that VM's anti-spoofing chain).
+   * Packets the fabric dropped from `vmName` for a wrong source MAC or a source IP not assigned to the
+   * NIC whose port they arrived on (sum of the DROP counters of the NICs' anti-spoofing chains): of its
+   * NIC `ifname` only, or of all its NICs when `ifname` is undefined. A packet from eth1's address sent
+   * out through eth0 counts on eth0.
    */
-  async spoofDropCount(vmName: string): Promise<number> {
-    const vm = this.vm(vmName);
-    const listing = await this.execOk(FABRIC, ["iptables", "-w", "-L", chainOf(vm), "-n", "-v", "-x"]);
+  async spoofDropCount(vmName: string, ifname?: string): Promise<number> {
+    const nics = ifname === undefined ? this.nicsOf(vmName) : [this.nicRecord(vmName, ifname)];
     let total = 0;
-    for (const line of listing.stdout.split("\n").slice(2)) {
-      const [pkts, , target] = line.trim().split(/\s+/);
-      if (target === "DROP") total += Number(pkts);
+    for (const nic of nics) {
+      const listing = await this.execOk(FABRIC, ["iptables", "-w", "-L", chainOf(nic), "-n", "-v", "-x"]);
+      for (const line of listing.stdout.split("\n").slice(2)) {
+        const [pkts, , target] = line.trim().split(/\s+/);
+        if (target === "DROP") total += Number(pkts);
+      }
     }
     return total;
   }
@@ -566,31 +665,8 @@ export class Vnet {
     await runOk("ip", ["-n", fab, "addr", "add", `${IMDS_IP}/32`, "dev", "lo"]);
     await runOk("ip", ["-n", fab, "addr", "add", `${WIRESERVER_IP}/32`, "dev", "lo"]);
 
-    const prefixLength = parseCidr(this.subnet).length;
-    for (const vm of this.vmInfo.values()) {
-      const vmNs = this.nsName(vm.name);
-      // Created inside the fabric with the peer sent straight to the VM: no link ever exists in the
-      // host's namespace, even for a moment.
-      // prettier-ignore
-      await runOk("ip", [
-        "-n", fab, "link", "add", vm.fabricPort, "address", FABRIC_MAC, "mtu", String(this.mtu),
-        "type", "veth", "peer", "name", "eth0", "address", vm.mac, "mtu", String(this.mtu), "netns", vmNs,
-      ]);
-      await runOk("ip", ["-n", fab, "addr", "add", `${this.gateway}/32`, "dev", vm.fabricPort]);
-      // proxy_delay=0: the fabric answers every ARP at once, otherwise each first packet waits ~0.8 s.
-      await this.execOk(FABRIC, [
-        "sysctl",
-        "-q",
-        "-w",
-        `net.ipv4.conf.${vm.fabricPort}.proxy_arp=1`,
-        `net.ipv4.neigh.${vm.fabricPort}.proxy_delay=0`,
-      ]);
-      await runOk("ip", ["-n", fab, "link", "set", vm.fabricPort, "up"]);
-      for (const ip of [vm.primary, ...vm.secondaries]) await this.routeToVm(vm, ip);
-
-      await runOk("ip", ["-n", vmNs, "addr", "add", `${vm.primary}/${prefixLength}`, "dev", "eth0"]);
-      await runOk("ip", ["-n", vmNs, "link", "set", "eth0", "up"]);
-      await runOk("ip", ["-n", vmNs, "route", "add", "default", "via", this.gateway, "dev", "eth0"]);
+    for (const [vmName, nics] of this.vmNics) {
+      for (const nic of nics) await this.buildNic(this.nsName(vmName), nic);
     }
 
     await this.buildSite(INET, "inet", `${INET_GATEWAY_IP}/24`, `${INET_HOST_IP}/24`, INET_GATEWAY_IP);
@@ -602,6 +678,65 @@ export class Vnet {
       ONPREM_GATEWAY_IP,
     );
     await this.execOk(FABRIC, ["iptables-restore", "-w"], { input: this.fabricRules() });
+    await this.waitForLinksUp();
+  }
+
+  /**
+   * Waits until every veth of the VNet is operationally up. Until the kernel's link watch has run (up
+   * to a second after the carrier came) a new veth still has the no-op queue that drops every packet,
+   * so a test's first packet on a NIC made last could vanish.
+   */
+  private async waitForLinksUp(): Promise<void> {
+    const namespaces = this.hosts.map((host) => this.nsName(host));
+    await pollUntil(
+      "every link of the VNet to come up",
+      async () => {
+        for (const ns of namespaces) {
+          const links = JSON.parse((await runOk("ip", ["-n", ns, "-j", "link", "show"])).stdout) as {
+            ifname: string;
+            operstate: string;
+          }[];
+          const down = links.find((link) => link.ifname !== "lo" && link.operstate !== "UP");
+          if (down) throw new Error(`${ns} ${down.ifname} is ${down.operstate}`);
+        }
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+  }
+
+  /**
+   * One NIC: a veth from a fabric port (the gateway /32, the fabric's MAC, proxy ARP, a route and a
+   * permanent neighbour per assigned address) to the VM's `ethN` (its MAC and primary/prefix, up). Only
+   * eth0 gets the default route; another NIC has just its connected subnet route.
+   */
+  private async buildNic(vmNs: string, nic: NicInfo): Promise<void> {
+    const fab = this.nsName(FABRIC);
+    const port = nic.fabricPort;
+    // Created inside the fabric with the peer sent straight to the VM: no link ever exists in the
+    // host's namespace, even for a moment.
+    // prettier-ignore
+    await runOk("ip", [
+      "-n", fab, "link", "add", port, "address", FABRIC_MAC, "mtu", String(this.mtu),
+      "type", "veth", "peer", "name", nic.ifname, "address", nic.mac, "mtu", String(this.mtu), "netns", vmNs,
+    ]);
+    await runOk("ip", ["-n", fab, "addr", "add", `${nic.gateway}/32`, "dev", port]);
+    // proxy_delay=0: the fabric answers every ARP at once, otherwise each first packet waits ~0.8 s.
+    await this.execOk(FABRIC, [
+      "sysctl",
+      "-q",
+      "-w",
+      `net.ipv4.conf.${port}.proxy_arp=1`,
+      `net.ipv4.neigh.${port}.proxy_delay=0`,
+    ]);
+    await runOk("ip", ["-n", fab, "link", "set", port, "up"]);
+    for (const ip of [nic.primary, ...nic.secondaries]) await this.routeToNic(nic, ip);
+
+    await runOk("ip", ["-n", vmNs, "addr", "add", `${nic.primary}/${nic.prefixLength}`, "dev", nic.ifname]);
+    await runOk("ip", ["-n", vmNs, "link", "set", nic.ifname, "up"]);
+    if (nic.index === 0) {
+      await runOk("ip", ["-n", vmNs, "route", "add", "default", "via", nic.gateway, "dev", nic.ifname]);
+    }
   }
 
   private async buildSite(
@@ -626,32 +761,35 @@ export class Vnet {
   }
 
   /**
-   * The fabric's whole rule set, loaded atomically. Per VM port one chain `AVN-AS-<vm>`, entered from
-   * INPUT and FORWARD: wrong source MAC → DROP, assigned source IP → RETURN, anything else → DROP.
-   * IMDS accepts only each VM's primary from that VM's port; the internet link only carries VM
-   * primaries, SNAT'd to their public addresses (and DNAT'd back for inbound).
+   * The fabric's whole rule set, loaded atomically. Per NIC port one chain (`AVN-AS-<vm>` for eth0,
+   * `AVN-AS-<vm>-<index>` for the others), entered from INPUT and FORWARD for packets arriving on that
+   * port: source MAC not the NIC's → DROP, source IP assigned to that NIC → RETURN, anything else →
+   * DROP. So a packet must leave the VM through the NIC that owns its source address. IMDS accepts only
+   * each VM's eth0 primary from its eth0 port; the internet link only carries NIC primaries, SNAT'd to
+   * their public addresses (and DNAT'd back for inbound).
    */
   private fabricRules(): string {
-    const vms = [...this.vmInfo.values()];
+    const nics = [...this.vmNics.values()].flat();
     const filter = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"];
-    for (const vm of vms) filter.push(`:${chainOf(vm)} - [0:0]`);
+    for (const nic of nics) filter.push(`:${chainOf(nic)} - [0:0]`);
     filter.push(":AVN-IMDS - [0:0]", ":AVN-OUT - [0:0]");
-    for (const vm of vms) {
+    for (const nic of nics) {
       filter.push(
-        `-A INPUT -i ${vm.fabricPort} -j ${chainOf(vm)}`,
-        `-A FORWARD -i ${vm.fabricPort} -j ${chainOf(vm)}`,
+        `-A INPUT -i ${nic.fabricPort} -j ${chainOf(nic)}`,
+        `-A FORWARD -i ${nic.fabricPort} -j ${chainOf(nic)}`,
       );
     }
     filter.push(`-A INPUT -d ${IMDS_IP}/32 -j AVN-IMDS`, "-A FORWARD -o inet -j AVN-OUT");
-    for (const vm of vms) {
+    for (const nic of nics) {
+      const label = `avn ${nic.vmName} ${nic.ifname}`;
       filter.push(
-        `-A ${chainOf(vm)} -m mac ! --mac-source ${vm.mac} -m comment --comment "avn ${vm.name} spoofed mac" -j DROP`,
+        `-A ${chainOf(nic)} -m mac ! --mac-source ${nic.mac} -m comment --comment "${label} spoofed mac" -j DROP`,
       );
-      for (const ip of [vm.primary, ...vm.secondaries])
-        filter.push(`-A ${chainOf(vm)} -s ${ip}/32 -j RETURN`);
-      filter.push(`-A ${chainOf(vm)} -m comment --comment "avn ${vm.name} spoofed ip" -j DROP`);
-      filter.push(`-A AVN-IMDS -i ${vm.fabricPort} -s ${vm.primary}/32 -j RETURN`);
-      filter.push(`-A AVN-OUT -s ${vm.primary}/32 -j RETURN`);
+      for (const ip of [nic.primary, ...nic.secondaries])
+        filter.push(`-A ${chainOf(nic)} -s ${ip}/32 -j RETURN`);
+      filter.push(`-A ${chainOf(nic)} -m comment --comment "${label} spoofed ip" -j DROP`);
+      if (nic.index === 0) filter.push(`-A AVN-IMDS -i ${nic.fabricPort} -s ${nic.primary}/32 -j RETURN`);
+      filter.push(`-A AVN-OUT -s ${nic.primary}/32 -j RETURN`);
     }
     filter.push("-A AVN-IMDS -p tcp -j REJECT --reject-with tcp-reset", "-A AVN-IMDS -j DROP");
     filter.push('-A AVN-OUT -m comment --comment "avn internet only from primary" -j DROP', "COMMIT");
@@ -662,17 +800,17 @@ export class Vnet {
       ":OUTPUT ACCEPT [0:0]",
       ":POSTROUTING ACCEPT [0:0]",
     ];
-    for (const vm of vms) {
-      nat.push(`-A POSTROUTING -o inet -s ${vm.primary}/32 -j SNAT --to-source ${vm.publicIp}`);
-      nat.push(`-A PREROUTING -i inet -d ${vm.publicIp}/32 -j DNAT --to-destination ${vm.primary}`);
+    for (const nic of nics) {
+      nat.push(`-A POSTROUTING -o inet -s ${nic.primary}/32 -j SNAT --to-source ${nic.publicIp}`);
+      nat.push(`-A PREROUTING -i inet -d ${nic.publicIp}/32 -j DNAT --to-destination ${nic.primary}`);
     }
     nat.push("COMMIT");
     return [...filter, ...nat, ""].join("\n");
   }
 
-  private async routeToVm(vm: VmInfo, ip: string): Promise<void> {
+  private async routeToNic(nic: NicInfo, ip: string): Promise<void> {
     const fab = this.nsName(FABRIC);
-    await runOk("ip", ["-n", fab, "route", "replace", `${ip}/32`, "dev", vm.fabricPort]);
+    await runOk("ip", ["-n", fab, "route", "replace", `${ip}/32`, "dev", nic.fabricPort]);
     // Permanent, so nothing a VM sends (gratuitous ARP, a spoofed sender) can repoint the fabric.
     await runOk("ip", [
       "-n",
@@ -681,9 +819,9 @@ export class Vnet {
       "replace",
       ip,
       "lladdr",
-      vm.mac,
+      nic.mac,
       "dev",
-      vm.fabricPort,
+      nic.fabricPort,
       "nud",
       "permanent",
     ]);
@@ -693,18 +831,43 @@ export class Vnet {
     await this.execOk(FABRIC, ["iptables", "-w", ...args]);
   }
 
-  private validateIps(vmName: string, secondaries: readonly string[]): void {
-    const subnet = parseCidr(this.subnet);
+  /** Refuses secondaries for `nic` outside its subnet, on a gateway, or held by another NIC. */
+  private validateIps(nic: NicInfo, secondaries: readonly string[]): void {
+    const subnet = parseCidr(nic.subnet);
     for (const ip of secondaries) {
-      if (!inSubnet(ip, subnet)) throw new Error(`${ip} is not a host address of ${this.subnet}`);
-      if (ip === this.gateway) throw new Error(`${ip} is the subnet gateway`);
-      for (const other of this.vmInfo.values()) {
-        if (other.primary === ip) throw new Error(`${ip} is the primary IP of ${other.name}`);
-        if (other.name !== vmName && other.secondaries.includes(ip)) {
-          throw new Error(`${ip} is already assigned to ${other.name}`);
+      if (!inSubnet(ip, subnet)) {
+        throw new Error(
+          `${ip} is not a host address of ${nic.subnet} (the subnet of ${nic.vmName} ${nic.ifname})`,
+        );
+      }
+      if (ip === nic.gateway) throw new Error(`${ip} is the subnet gateway`);
+      for (const other of [...this.vmNics.values()].flat()) {
+        const name = `${other.vmName} ${other.ifname}`;
+        if (other.primary === ip) throw new Error(`${ip} is the primary IP of ${name}`);
+        if (other !== nic && other.secondaries.includes(ip)) {
+          throw new Error(`${ip} is already assigned to ${name}`);
         }
       }
     }
+  }
+
+  private nicsOf(vmName: string): NicInfo[] {
+    const nics = this.vmNics.get(vmName);
+    if (nics === undefined)
+      throw new Error(`no VM ${JSON.stringify(vmName)} in this VNet (have ${this.hosts.join(", ")})`);
+    return nics;
+  }
+
+  /** The live record of a NIC, for changes. */
+  private nicRecord(vmName: string, ifname: string): NicInfo {
+    const nics = this.nicsOf(vmName);
+    const nic = nics.find((n) => n.ifname === ifname);
+    if (nic === undefined) {
+      throw new Error(
+        `VM ${vmName} has no NIC ${JSON.stringify(ifname)} (has ${nics.map((n) => n.ifname).join(", ")})`,
+      );
+    }
+    return nic;
   }
 
   /** Fabric changes are read-modify-write of the VM records, so they run one at a time. */
@@ -722,8 +885,31 @@ export class Vnet {
   }
 }
 
-function chainOf(vm: VmInfo): string {
-  return `AVN-AS-${vm.name}`;
+/** The anti-spoofing chain of a NIC's fabric port (iptables allows 28 characters; this is at most 19). */
+function chainOf(nic: NicInfo): string {
+  return nic.index === 0 ? `AVN-AS-${nic.vmName}` : `AVN-AS-${nic.vmName}-${nic.index}`;
+}
+
+function copyNic(nic: NicInfo): NicInfo {
+  return { ...nic, secondaries: [...nic.secondaries] };
+}
+
+/** A VM's public view: its NICs copied, eth0's fields also at the top. */
+function vmView(name: string, nics: readonly NicInfo[]): VmInfo {
+  const copies = nics.map(copyNic);
+  const eth0 = copies[0]!;
+  return {
+    name,
+    mac: eth0.mac,
+    primary: eth0.primary,
+    secondaries: [...eth0.secondaries],
+    publicIp: eth0.publicIp,
+    subnet: eth0.subnet,
+    prefixLength: eth0.prefixLength,
+    gateway: eth0.gateway,
+    fabricPort: eth0.fabricPort,
+    nics: copies,
+  };
 }
 
 /**
@@ -735,42 +921,20 @@ export async function createVnet(options: VnetOptions): Promise<Vnet> {
   if (typeof process.getuid === "function" && process.getuid() !== 0) {
     throw new Error("createVnet needs root (network namespaces, iptables): run the e2e tests as root");
   }
-  const subnet = options.subnet ?? "10.1.0.0/24";
-  const parsed = parseCidr(subnet);
-  const gateway = options.gateway ?? firstHost(parsed).text;
   const mtu = options.mtu ?? 1500;
   if (!Number.isInteger(mtu) || mtu < 576 || mtu > 9000) throw new Error(`mtu ${mtu} out of range 576..9000`);
-  if (!inSubnet(gateway, parsed)) throw new Error(`gateway ${gateway} is not in ${subnet}`);
   if (options.vms.length === 0) throw new Error("a VNet needs at least one VM");
-  const seen = new Set<string>([gateway]);
-  const vms: VmInfo[] = options.vms.map((spec) => {
-    if (!/^[a-z][a-z0-9]{0,9}$/.test(spec.name) || RESERVED_HOSTS.has(spec.name)) {
-      throw new Error(
-        `VM name ${JSON.stringify(spec.name)} must be 1-10 of [a-z0-9], start with a letter, and not be fabric/inet/onprem`,
-      );
-    }
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(spec.mac))
-      throw new Error(`VM ${spec.name}: bad MAC ${spec.mac}`);
-    const secondaries = spec.secondaries ?? [];
-    for (const ip of [spec.primary, ...secondaries]) {
-      if (!inSubnet(ip, parsed)) throw new Error(`VM ${spec.name}: ${ip} is not a host address of ${subnet}`);
-      if (seen.has(ip)) throw new Error(`VM ${spec.name}: ${ip} is used twice`);
-      seen.add(ip);
-    }
-    const publicIp = spec.publicIp ?? defaultPublicIp(spec.primary);
-    requireIpv4(publicIp);
-    return {
-      name: spec.name,
-      mac: spec.mac.toLowerCase(),
-      primary: spec.primary,
-      secondaries: [...secondaries],
-      publicIp,
-      prefixLength: parsed.length,
-      gateway,
-      fabricPort: `p-${spec.name}`,
-    };
-  });
-  const vnet = new Vnet({ subnet, gateway, mtu, vms }, `avn${randomBytes(3).toString("hex")}`);
+  const subnets = planSubnets(options);
+  const taken: Taken = {
+    ips: new Set(subnets.map((s) => s.info.gateway)),
+    macs: new Set(),
+    publicIps: new Set(),
+  };
+  const vms = options.vms.map((spec) => ({ name: spec.name, nics: planVm(spec, subnets, taken) }));
+  const vnet = new Vnet(
+    { subnets: subnets.map((s) => s.info), mtu, vms },
+    `avn${randomBytes(3).toString("hex")}`,
+  );
   try {
     await vnet.build();
   } catch (error) {
@@ -778,4 +942,95 @@ export async function createVnet(options: VnetOptions): Promise<Vnet> {
     throw error;
   }
   return vnet;
+}
+
+type PlannedSubnet = { info: SubnetInfo; parsed: IpPrefix };
+/** What NICs already hold while a VNet is planned: addresses (and gateways), MACs, public addresses. */
+type Taken = { ips: Set<string>; macs: Set<string>; publicIps: Set<string> };
+
+/** The first subnet (with its gateway) and the extra ones, refused when they overlap. */
+function planSubnets(options: VnetOptions): PlannedSubnet[] {
+  const first = parseCidr(options.subnet ?? "10.1.0.0/24");
+  const gateway = options.gateway ?? firstHost(first).text;
+  if (!inSubnet(gateway, first)) throw new Error(`gateway ${gateway} is not in ${first.text}`);
+  const subnets: PlannedSubnet[] = [
+    { info: { prefix: first.text, prefixLength: first.length, gateway }, parsed: first },
+  ];
+  for (const cidr of options.extraSubnets ?? []) {
+    const parsed = parseCidr(cidr);
+    const overlapping = subnets.find((s) => parsed.first <= s.parsed.last && s.parsed.first <= parsed.last);
+    if (overlapping) throw new Error(`subnet ${parsed.text} overlaps ${overlapping.info.prefix}`);
+    const info = { prefix: parsed.text, prefixLength: parsed.length, gateway: firstHost(parsed).text };
+    subnets.push({ info, parsed });
+  }
+  return subnets;
+}
+
+/** A VM's NICs, eth0 first, validated against the subnets and what other NICs hold. */
+function planVm(spec: VmSpec, subnets: PlannedSubnet[], taken: Taken): NicInfo[] {
+  if (!/^[a-z][a-z0-9]{0,9}$/.test(spec.name) || RESERVED_HOSTS.has(spec.name)) {
+    throw new Error(
+      `VM name ${JSON.stringify(spec.name)} must be 1-10 of [a-z0-9], start with a letter, and not be fabric/inet/onprem`,
+    );
+  }
+  const specs: NicSpec[] = [spec, ...(spec.extraNics ?? [])];
+  if (specs.length > MAX_NICS_PER_VM)
+    throw new Error(`VM ${spec.name}: ${specs.length} NICs, at most ${MAX_NICS_PER_VM}`);
+  return specs.map((nicSpec, index) => planNic(spec.name, index, nicSpec, subnets, taken));
+}
+
+function planNic(
+  vmName: string,
+  index: number,
+  spec: NicSpec,
+  subnets: PlannedSubnet[],
+  taken: Taken,
+): NicInfo {
+  const ifname = `eth${index}`;
+  // eth0's errors keep the single-NIC wording ("VM vm1: …").
+  const where = index === 0 ? `VM ${vmName}` : `VM ${vmName} ${ifname}`;
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(spec.mac)) throw new Error(`${where}: bad MAC ${spec.mac}`);
+  const mac = spec.mac.toLowerCase();
+  if (taken.macs.has(mac)) throw new Error(`${where}: MAC ${mac} is used twice`);
+  taken.macs.add(mac);
+  const subnet = subnetNamed(spec.subnet, subnets, where);
+  const secondaries = spec.secondaries ?? [];
+  for (const ip of [spec.primary, ...secondaries]) {
+    if (!inSubnet(ip, subnet.parsed))
+      throw new Error(`${where}: ${ip} is not a host address of ${subnet.info.prefix}`);
+    if (taken.ips.has(ip)) throw new Error(`${where}: ${ip} is used twice`);
+    taken.ips.add(ip);
+  }
+  const publicIp = spec.publicIp ?? defaultPublicIp(spec.primary);
+  requireIpv4(publicIp);
+  if (taken.publicIps.has(publicIp)) {
+    throw new Error(`${where}: public IP ${publicIp} is used twice (give the NIC its own publicIp)`);
+  }
+  taken.publicIps.add(publicIp);
+  return {
+    vmName,
+    ifname,
+    index,
+    mac,
+    subnet: subnet.info.prefix,
+    prefixLength: subnet.info.prefixLength,
+    gateway: subnet.info.gateway,
+    primary: spec.primary,
+    secondaries: [...secondaries],
+    publicIp,
+    fabricPort: index === 0 ? `p-${vmName}` : `p-${vmName}-${index}`,
+  };
+}
+
+/** The subnet `cidr` names (the first one when undefined); refused unless it is one of the VNet's. */
+function subnetNamed(cidr: string | undefined, subnets: PlannedSubnet[], where: string): PlannedSubnet {
+  if (cidr === undefined) return subnets[0]!;
+  const text = parsePrefix(cidr)?.text;
+  const subnet = subnets.find((s) => s.info.prefix === text);
+  if (subnet === undefined) {
+    throw new Error(
+      `${where}: subnet ${cidr} is not one of the VNet's (${subnets.map((s) => s.info.prefix).join(", ")})`,
+    );
+  }
+  return subnet;
 }

@@ -9,7 +9,7 @@ export class ArmIds {
   readonly resourceGroup: string;
   /** `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Network` */
   readonly network: string;
-  /** The one subnet every ipConfiguration must reference. */
+  /** The first subnet's id. */
   readonly subnet: string;
   /** Base URL clients reach the stand-in at, without a trailing slash; known once it listens. */
   publicUrl: string | undefined;
@@ -18,8 +18,13 @@ export class ArmIds {
     this.subscription = options.subscriptionId;
     this.resourceGroup = options.resourceGroup;
     this.network = `/subscriptions/${this.subscription}/resourceGroups/${this.resourceGroup}/providers/Microsoft.Network`;
-    this.subnet = `${this.network}/virtualNetworks/${options.subnet.vnetName}/subnets/${options.subnet.name}`;
+    this.subnet = this.subnetId(options.subnet.name);
     this.publicUrl = options.publicUrl?.replace(/\/+$/, "");
+  }
+
+  /** A subnet of the stand-in's VNet (`subnet.vnetName`). */
+  subnetId(name: string): string {
+    return `${this.network}/virtualNetworks/${this.options.subnet.vnetName}/subnets/${name}`;
   }
 
   nic(name: string): string {

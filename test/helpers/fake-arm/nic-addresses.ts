@@ -3,7 +3,7 @@
  * asks for if that is a free, unreserved address of the subnet; a Dynamic one keeps the address it
  * had, or gets the lowest free one.
  */
-import type { ArmContext } from "./context.js";
+import { subnetOf, type ArmContext } from "./context.js";
 import { ArmError } from "./errors.js";
 import { formatIpv4, parseIpv4, type SubnetRange } from "./ipv4.js";
 import type { RequestedIpConfig } from "./request-body.js";
@@ -29,7 +29,7 @@ export function assignStaticAddresses(
       );
     }
     const text = formatIpv4(address);
-    checkUsable(ctx, address, text);
+    checkUsable(ctx, current, address, text);
     const holder = taken.get(address);
     if (holder !== undefined) {
       throw new ArmError(
@@ -43,10 +43,9 @@ export function assignStaticAddresses(
   });
 }
 
-/** Refuses a static address outside the subnet or in Azure's reserved part of it. */
-function checkUsable(ctx: ArmContext, address: bigint, text: string): void {
-  const { subnet } = ctx;
-  const prefix = ctx.options.subnet.prefix;
+/** Refuses a static address outside the NIC's subnet or in Azure's reserved part of it. */
+function checkUsable(ctx: ArmContext, nic: FakeArmNic, address: bigint, text: string): void {
+  const { range: subnet, prefix } = subnetOf(ctx, nic);
   if (address < subnet.network || address > subnet.broadcast) {
     throw new ArmError(
       400,
@@ -71,15 +70,16 @@ export function assignDynamicAddresses(
   result: FakeArmIpConfig[],
   taken: Map<bigint, string>,
 ): void {
+  const subnet = subnetOf(ctx, current);
   requested.forEach((config, index) => {
     if (config.allocation !== "Dynamic") return;
     const configId = ctx.ids.ipConfig(current.name, config.name);
     // Azure keeps a Dynamic configuration's address for as long as the configuration exists.
     const existing = current.ipConfigurations.find((c) => c.name.toLowerCase() === config.name.toLowerCase());
     const kept = existing ? parseIpv4(existing.privateIp) : undefined;
-    const address = kept !== undefined && !taken.has(kept) ? kept : lowestFree(ctx.subnet, taken);
+    const address = kept !== undefined && !taken.has(kept) ? kept : lowestFree(subnet.range, taken);
     if (address === undefined) {
-      const { name, prefix } = ctx.options.subnet;
+      const { name, prefix } = subnet;
       throw new ArmError(
         400,
         "SubnetIsFull",

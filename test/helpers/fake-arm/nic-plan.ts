@@ -3,7 +3,7 @@
  * the resources they reference (subnet, public IPs, backend pools). Returns the NIC the PUT asks for;
  * nic-addresses.ts then gives each ipConfiguration its private address.
  */
-import type { ArmContext } from "./context.js";
+import { subnetOf, type ArmContext } from "./context.js";
 import { ArmError, invalidContent, invalidReference } from "./errors.js";
 import { publicIpHolders, addressHolders } from "./in-play.js";
 import { assignDynamicAddresses, assignStaticAddresses } from "./nic-addresses.js";
@@ -23,7 +23,13 @@ export function planNicUpdate(ctx: ArmContext, record: NicRecord, body: unknown)
   // Static addresses first (they are the caller's choice), then Dynamic ones fill the lowest gaps.
   assignStaticAddresses(ctx, current, requested, result, taken);
   assignDynamicAddresses(ctx, current, requested, result, taken);
-  return { name: current.name, vmName: current.vmName, mac: current.mac, ipConfigurations: result };
+  return {
+    name: current.name,
+    vmName: current.vmName,
+    mac: current.mac,
+    ...(current.subnet !== undefined ? { subnet: current.subnet } : {}),
+    ipConfigurations: result,
+  };
 }
 
 /** The body's ipConfigurations, refused unless there are 1..256 with distinct names and one primary. */
@@ -84,6 +90,7 @@ function resolveReferences(
 ): FakeArmIpConfig[] {
   const publicHolders = publicIpHolders(ctx, current.name.toLowerCase());
   const claimedPublic = new Map<string, string>();
+  const subnetId = subnetOf(ctx, current).id;
   return requested.map((config) => {
     const configId = ctx.ids.ipConfig(current.name, config.name);
     if (!config.subnetId) {
@@ -93,8 +100,18 @@ function resolveReferences(
         `IP configuration ${configId} must reference a subnet.`,
       );
     }
-    if (config.subnetId.toLowerCase() !== ctx.ids.subnet.toLowerCase())
-      throw invalidReference(config.subnetId, configId);
+    if (config.subnetId.toLowerCase() !== subnetId.toLowerCase()) {
+      const known = [...ctx.subnets.values()].some(
+        (s) => s.id.toLowerCase() === config.subnetId!.toLowerCase(),
+      );
+      if (!known) throw invalidReference(config.subnetId, configId);
+      // Azure's message; its error code is not published, this one is the stand-in's.
+      throw new ArmError(
+        400,
+        "IpConfigurationsOnNicInDifferentSubnets",
+        `IPConfigurations on a Nic ${ctx.ids.nic(current.name)} cannot belong to different subnets. Subnets referenced: ${subnetId}, ${config.subnetId}.`,
+      );
+    }
     const publicRef = config.publicIpId
       ? resolvePublicIp(ctx, config.publicIpId, configId, publicHolders, claimedPublic)
       : undefined;

@@ -26,15 +26,25 @@ export type FakeArmNic = {
   vmName: string;
   /** Colon form, e.g. 00:0d:3a:1b:c7:21 (what the host sees); ARM shows it as 00-0D-3A-1B-C7-21. */
   mac: string;
+  /**
+   * Name of the subnet the NIC is in: every ipConfiguration of the NIC must be in it (Azure refuses
+   * "IPConfigurations on a Nic cannot belong to different subnets"). Default the first subnet's.
+   */
+  subnet?: string;
   ipConfigurations: FakeArmIpConfig[];
 };
+
+/** A subnet of the stand-in's one virtual network. */
+export type FakeArmSubnet = { name: string; vnetName: string; prefix: string };
 
 export type FakeArmOptions = {
   subscriptionId: string;
   resourceGroup: string;
   location: string;
-  /** The one subnet every ipConfiguration must be in. */
-  subnet: { name: string; vnetName: string; prefix: string };
+  /** The VNet's first subnet; NICs without a `subnet` are in it. */
+  subnet: FakeArmSubnet;
+  /** Further subnets of the same VNet (`subnet.vnetName`), for NICs that name them. */
+  extraSubnets?: { name: string; prefix: string }[];
   nics: FakeArmNic[];
   loadBalancers?: { name: string; backendPools: string[] }[];
   /** First public address handed out; following ones count up. e.g. "198.51.100.200" */
