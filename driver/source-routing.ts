@@ -7,7 +7,9 @@
  * rule that looks that table up; and one rule ahead of those keeps the host's /32 routes, i.e. the VM's
  * containers on any NIC, first. The table is made with the first network on the NIC and removed with
  * the last; the shared rule with the first and last such network on the VM. Both modes: this wraps
- * either data path.
+ * either data path. In bridge mode a container's address also gets a /32 route to its NIC's bridge:
+ * when two NICs share a subnet, the subnet's route alone would send the answers to its containers
+ * (un-NATed replies from the internet, say) to the other NIC's bridge.
  */
 import { MAIN_TABLE, type PolicyRule, type TableRoute } from "../lib/host-net/policy-routing.js";
 import type { HostNetwork } from "../lib/host-net/host-network.js";
@@ -70,10 +72,10 @@ export function withSourceRouting(inner: DataPath): DataPath {
     },
     async setupEndpoint(host, network, endpoint, state) {
       const links = await inner.setupEndpoint(host, network, endpoint, state);
-      if (network.routeTable === undefined) return links;
       try {
-        await host.ensureRule(sourceRule(network.routeTable, endpoint));
+        await routeEndpoint(host, network, endpoint, inner);
       } catch (error) {
+        await unrouteEndpoint(host, network, endpoint, inner).catch(() => undefined);
         await inner.teardownEndpoint(host, network, endpoint, state).catch(() => undefined);
         throw error;
       }
@@ -81,16 +83,40 @@ export function withSourceRouting(inner: DataPath): DataPath {
     },
     async repairEndpoint(host, network, endpoint, state) {
       await inner.repairEndpoint(host, network, endpoint, state);
-      if (network.routeTable !== undefined) await host.ensureRule(sourceRule(network.routeTable, endpoint));
+      await routeEndpoint(host, network, endpoint, inner);
     },
     async teardownEndpoint(host, network, endpoint, state) {
-      const table = network.routeTable;
       await keepGoing(`removing the routing of endpoint ${endpoint.address}`, [
-        () => (table === undefined ? Promise.resolve() : host.deleteRule(sourceRule(table, endpoint))),
+        () => unrouteEndpoint(host, network, endpoint, inner),
         () => inner.teardownEndpoint(host, network, endpoint, state),
       ]);
     },
   };
+}
+
+/** The endpoint's rule, and in bridge mode its /32 route to the bridge; nothing on the primary NIC. */
+async function routeEndpoint(
+  host: HostNetwork,
+  network: NetworkRecord,
+  endpoint: EndpointRecord,
+  inner: DataPath,
+) {
+  if (network.routeTable === undefined) return;
+  if (network.mode === "bridge")
+    await host.replaceHostRoute(endpoint.address, inner.trafficPath(network).egress);
+  await host.ensureRule(sourceRule(network.routeTable, endpoint));
+}
+
+async function unrouteEndpoint(
+  host: HostNetwork,
+  network: NetworkRecord,
+  endpoint: EndpointRecord,
+  inner: DataPath,
+) {
+  if (network.routeTable === undefined) return;
+  await host.deleteRule(sourceRule(network.routeTable, endpoint));
+  if (network.mode === "bridge")
+    await host.deleteHostRoute(endpoint.address, inner.trafficPath(network).egress);
 }
 
 /** Removes the NIC's table with its last network, and the shared rule with the VM's last such network. */
