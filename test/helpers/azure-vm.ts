@@ -53,35 +53,50 @@ export function armSubnetName(index: number): string {
 
 /**
  * Starts the Azure stand-in in the fabric; it serves `vmName`'s NIC and re-reads it on every request,
- * so `updateNics` changes what IMDS reports.
+ * so `updateNics` changes what IMDS reports. Given several VMs, it answers each one (by the source
+ * address of the request: its eth0 primary, the only address the fabric lets reach IMDS) about its own
+ * NICs, as Azure does, and `updateNics` rewrites every VM's document.
  */
 export async function startAzureEndpoints(
   vnet: Vnet,
-  vmName: string,
+  vmName: string | readonly string[],
   dir: string,
 ): Promise<{ updateNics(): Promise<void> }> {
-  const nicsFile = join(dir, "nics.json");
-  const updateNics = () => writeFile(nicsFile, JSON.stringify(nicDocument(vnet, vmName)));
+  const vmNames = typeof vmName === "string" ? [vmName] : [...vmName];
+  if (vmNames.length === 0) throw new Error("startAzureEndpoints needs at least one VM");
+  // One VM: its document answers every client, as before; several: one document per VM's primary.
+  const files = vmNames.map((name) => ({
+    name,
+    file: join(dir, vmNames.length === 1 ? "nics.json" : `nics-${name}.json`),
+  }));
+  const updateNics = async () => {
+    for (const { name, file } of files) await writeFile(file, JSON.stringify(nicDocument(vnet, name)));
+  };
   await updateNics();
+  const nicArgs =
+    files.length === 1
+      ? ["--nics", files[0]!.file]
+      : files.flatMap(({ name, file }) => ["--nics-for", `${vnet.vm(name).primary}=${file}`]);
   vnet.spawnIn("fabric", [
     process.execPath,
     FAKE_AZURE_MAIN,
-    "--nics",
-    nicsFile,
+    ...nicArgs,
     "--listen",
     `${IMDS_IP}:80`,
     "--listen",
     `${WIRESERVER_IP}:80`,
   ]);
-  const primary = vnet.vm(vmName).primary;
-  await pollUntil(
-    `the Azure stand-in to answer ${vmName}`,
-    async () => {
-      const probe = await vnet.tcpProbe(vmName, IMDS_IP, 80, { source: primary, timeoutMs: 500 });
-      return probe.connected ? true : undefined;
-    },
-    { timeoutMs: 15_000 },
-  );
+  for (const name of vmNames) {
+    const primary = vnet.vm(name).primary;
+    await pollUntil(
+      `the Azure stand-in to answer ${name}`,
+      async () => {
+        const probe = await vnet.tcpProbe(name, IMDS_IP, 80, { source: primary, timeoutMs: 500 });
+        return probe.connected ? true : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
+  }
   return { updateNics };
 }
 

@@ -76,6 +76,17 @@ export type DockerdOptions = {
    * {@link MachineOptions}); README commands then run in that namespace with `readmeCommand`.
    */
   machine?: MachineOptions;
+  /**
+   * Give this dockerd its own UTS namespace with this host name (what `docker info` and a swarm node
+   * report), instead of sharing the machine's. Kept by a restart.
+   */
+  hostname?: string;
+  /**
+   * Extra environment of the dockerd process, e.g. DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 (a swarm node
+   * then runs a service's image from its own store instead of trying a registry first, as moby's own
+   * integration daemons do). Kept by a restart.
+   */
+  env?: Record<string, string>;
 };
 
 /**
@@ -116,6 +127,7 @@ while [ $# -gt 0 ]; do
     mkdir) mkdir -p "$2"; shift 2 ;;
     bind) mount --bind "$2" "$3"; shift 3 ;;
     overlay) mount -t overlay overlay -o "lowerdir=$2,upperdir=$3,workdir=$4" "$2"; shift 4 ;;
+    hostname) hostname "$2"; shift 2 ;;
     *) echo "machine: unknown step $1" >&2; exit 2 ;;
   esac
 done
@@ -158,13 +170,14 @@ function anchorSteps(pluginsDir: string, machine: MachineOptions | undefined): s
   return [...steps, ...mountSteps(machine?.mounts ?? [])];
 }
 
-// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS`: a private mount namespace with PLUGINS_DIR
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS [HOSTNAME]`: a private mount namespace with PLUGINS_DIR
 // on /run/docker/plugins, like MACHINE_SCRIPT's, and with ROOTFS made its root. A chroot is not enough: runc would start containers on the host's root. The
 // rootfs is shared by every run, so what the dockerd writes lands in tmpfs or in DOCKERD_DIR, bound at
 // its own path; the kernel views (proc, sysfs of the VM's network namespace, cgroups, devices) are
 // mounted as a booted system has them.
 const ROOTFS_ANCHOR_SCRIPT = `set -e
 root=$3
+if [ -n "\${4:-}" ]; then hostname "$4"; fi
 mount --bind "$root" "$root"
 for fs in run tmp; do mount -t tmpfs -o mode=0755 tmpfs "$root/$fs"; done
 chmod 1777 "$root/tmp"
@@ -202,6 +215,10 @@ export class Dockerd {
   readonly netnsPath: string;
   /** The machine arranged in the mount namespace, if any. */
   readonly machine: MachineOptions | undefined;
+  /** Its own host name (and UTS namespace, held by the anchor), if it was given one. */
+  readonly hostname: string | undefined;
+  /** Extra environment it was started with. */
+  readonly env: Record<string, string> | undefined;
   private containerdPid: number | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -214,8 +231,12 @@ export class Dockerd {
     anchorPid: number;
     netnsPath: string;
     machine: MachineOptions | undefined;
+    hostname?: string | undefined;
+    env?: Record<string, string> | undefined;
   }) {
     this.dir = init.dir;
+    this.hostname = init.hostname;
+    this.env = init.env;
     this.anchorPid = init.anchorPid;
     this.netnsPath = init.netnsPath;
     this.machine = init.machine;
@@ -467,6 +488,10 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     ...(options.extraArgs ?? []),
   ];
   const machine = options.restartOf?.machine ?? options.machine;
+  const hostname = options.restartOf ? options.restartOf.hostname : options.hostname;
+  const env = options.restartOf ? options.restartOf.env : options.env;
+  if (hostname !== undefined && !/^[a-z][a-z0-9-]{0,62}$/.test(hostname))
+    throw new Error(`bad host name ${JSON.stringify(hostname)}`);
   if (machine !== undefined) args.push("-H", `unix://${MACHINE_DOCKER_SOCKET}`);
   const rootfs = await rootfsOf(options.version ?? dockerdVersionUnderTest());
   if (rootfs !== undefined && machine !== undefined)
@@ -474,18 +499,27 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   const anchorPid =
     options.restartOf?.anchorPid ??
     (await (rootfs === undefined
-      ? startMountAnchor(vnet, vm, MACHINE_SCRIPT, [
+      ? startMountAnchor(vnet, vm, MACHINE_SCRIPT, hostname !== undefined, [
+          ...(hostname === undefined ? [] : ["hostname", hostname]),
           ...anchorSteps(pluginsDir, machine),
           "--",
           "sleep",
           "2147483647",
         ])
-      : startMountAnchor(vnet, vm, ROOTFS_ANCHOR_SCRIPT, [pluginsDir, dir, rootfs])));
+      : startMountAnchor(vnet, vm, ROOTFS_ANCHOR_SCRIPT, hostname !== undefined, [
+          pluginsDir,
+          dir,
+          rootfs,
+          ...(hostname === undefined ? [] : [hostname]),
+        ])));
   const log = openSync(join(dir, "dockerd.log"), "a");
   let child;
   try {
-    child = vnet.spawnIn(vm, ["nsenter", `--mount=/proc/${anchorPid}/ns/mnt`, "--", "dockerd", ...args], {
+    const namespaces = [`--mount=/proc/${anchorPid}/ns/mnt`];
+    if (hostname !== undefined) namespaces.push(`--uts=/proc/${anchorPid}/ns/uts`);
+    child = vnet.spawnIn(vm, ["nsenter", ...namespaces, "--", "dockerd", ...args], {
       stdio: ["ignore", log, log],
+      ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
     });
   } finally {
     closeSync(log);
@@ -495,7 +529,17 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
     await rm(dir, { recursive: true, force: true });
     throw new Error("could not spawn dockerd (nsenter missing?)");
   }
-  const dockerd = new Dockerd({ dir, pluginsDir, pid, vm, anchorPid, netnsPath: vnet.nsPath(vm), machine });
+  const dockerd = new Dockerd({
+    dir,
+    pluginsDir,
+    pid,
+    vm,
+    anchorPid,
+    netnsPath: vnet.nsPath(vm),
+    machine,
+    hostname,
+    env,
+  });
   vnet.onTeardown(() => dockerd.stop());
   let exitCode: number | null | undefined;
   child.once("exit", (code, signal) => (exitCode = code ?? (signal === null ? -1 : -2)));
@@ -531,12 +575,20 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
  * Starts the process that holds a private mount namespace, arranged by `script` (MACHINE_SCRIPT, or
  * ROOTFS_ANCHOR_SCRIPT for another release's dockerd) run with `args`; the script ends by exec'ing
  * `sleep`, which keeps the namespace alive, so a restarted dockerd finds the mounts (container network
- * namespaces) the previous one made, as it would on a real host.
+ * namespaces) the previous one made, as it would on a real host. With `ownUts` it also holds a UTS
+ * namespace of its own, whose host name the script sets.
  */
-async function startMountAnchor(vnet: Vnet, vm: string, script: string, args: string[]): Promise<number> {
+async function startMountAnchor(
+  vnet: Vnet,
+  vm: string,
+  script: string,
+  ownUts: boolean,
+  args: string[],
+): Promise<number> {
   const anchor = vnet.spawnIn(vm, [
     "unshare",
     "--mount",
+    ...(ownUts ? ["--uts"] : []),
     "--propagation",
     "private",
     "--",

@@ -36,8 +36,12 @@ export const FAKE_COMPUTE = {
 };
 
 export type FakeAzureOptions = {
-  /** Called per request, so tests (or a file) can change the NICs at any time. */
-  nics: () => FakeAzureNics;
+  /**
+   * Called per request, so tests (or a file) can change the NICs at any time. `source` is the client's
+   * address (IPv4-mapped form stripped): IMDS and the wireserver answer each VM about its own NICs, so
+   * one stand-in can serve several VMs.
+   */
+  nics: (source: string) => FakeAzureNics;
   listen?: { host: string; port: number }[];
 };
 
@@ -61,10 +65,20 @@ export async function startFakeAzure(options: FakeAzureOptions): Promise<FakeAzu
       res.end(fault.body);
       return;
     }
-    if (url.pathname.startsWith("/metadata/")) serveImds(req, res, url, options.nics());
+    const source = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    let nics: FakeAzureNics;
+    try {
+      nics = options.nics(source);
+    } catch (error) {
+      // A stand-in that knows no VM at this address: say so rather than describe somebody else's NIC.
+      res.writeHead(500, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ error: error instanceof Error ? error.message : String(error) }));
+      return;
+    }
+    if (url.pathname.startsWith("/metadata/")) serveImds(req, res, url, nics);
     else if (url.pathname === "/machine/plugins" && url.searchParams.get("type") === "getinterfaceinfov1") {
       res.writeHead(200, { "Content-Type": "text/xml; charset=utf-8" });
-      res.end(wireserverDocument(options.nics()));
+      res.end(wireserverDocument(nics));
     } else {
       res.writeHead(404);
       res.end();
