@@ -219,7 +219,7 @@ for (const mode of ["transparent", "bridge"] as const) {
               "exec",
               "mallory",
               "arping",
-              mode,
+              kind,
               "-c",
               "3",
               "-w",
