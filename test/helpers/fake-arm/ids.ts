@@ -2,14 +2,14 @@
  * The resource ids and operation URLs the stand-in writes, all derived from the subscription,
  * resource group, location and the base URL clients reach it at.
  */
-import { FAKE_ARM_API_VERSION, type FakeArmOptions } from "./types.js";
+import { FAKE_ARM_API_VERSION, type FakeArmOptions, type FakeArmSubnet } from "./types.js";
 
 export class ArmIds {
   readonly subscription: string;
   readonly resourceGroup: string;
   /** `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Network` */
   readonly network: string;
-  /** The one subnet every ipConfiguration must reference. */
+  /** The subnet of every NIC that names none (`subnet` of the options). */
   readonly subnet: string;
   /** Base URL clients reach the stand-in at, without a trailing slash; known once it listens. */
   publicUrl: string | undefined;
@@ -18,8 +18,12 @@ export class ArmIds {
     this.subscription = options.subscriptionId;
     this.resourceGroup = options.resourceGroup;
     this.network = `/subscriptions/${this.subscription}/resourceGroups/${this.resourceGroup}/providers/Microsoft.Network`;
-    this.subnet = `${this.network}/virtualNetworks/${options.subnet.vnetName}/subnets/${options.subnet.name}`;
+    this.subnet = this.subnetId(options.subnet);
     this.publicUrl = options.publicUrl?.replace(/\/+$/, "");
+  }
+
+  subnetId(subnet: FakeArmSubnet): string {
+    return `${this.network}/virtualNetworks/${subnet.vnetName}/subnets/${subnet.name}`;
   }
 
   nic(name: string): string {

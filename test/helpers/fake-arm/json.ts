@@ -2,7 +2,7 @@
  * The resources as ARM writes them in its answers (api-version 2026-01-01): network interfaces,
  * public IP addresses and load balancer backend pools.
  */
-import type { ArmContext } from "./context.js";
+import { subnetOf, type ArmContext } from "./context.js";
 import { newEtag, type NicRecord, type PublicIpRecord } from "./store.js";
 import type { FakeArmIpConfig, FakeArmNic } from "./types.js";
 
@@ -48,7 +48,7 @@ function ipConfigJson(ctx: ArmContext, nic: FakeArmNic, config: FakeArmIpConfig,
       privateIPAddress: config.privateIp,
       privateIPAllocationMethod: config.allocation ?? "Dynamic",
       privateIPAddressVersion: "IPv4",
-      subnet: { id: ctx.ids.subnet },
+      subnet: { id: subnetOf(ctx, nic).id },
       primary: config.primary,
       ...(config.publicIpId ? { publicIPAddress: { id: config.publicIpId } } : {}),
       ...(config.backendPoolIds.length > 0

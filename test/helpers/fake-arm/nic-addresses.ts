@@ -1,9 +1,9 @@
 /**
  * Private addresses for a NIC PUT, as Azure gives them: a Static ipConfiguration gets the address it
- * asks for if that is a free, unreserved address of the subnet; a Dynamic one keeps the address it
- * had, or gets the lowest free one.
+ * asks for if that is a free, unreserved address of the NIC's subnet; a Dynamic one keeps the address
+ * it had, or gets the lowest free one of that subnet.
  */
-import type { ArmContext } from "./context.js";
+import { subnetOf, type ArmContext, type ArmSubnet } from "./context.js";
 import { ArmError } from "./errors.js";
 import { formatIpv4, parseIpv4, type SubnetRange } from "./ipv4.js";
 import type { RequestedIpConfig } from "./request-body.js";
@@ -29,7 +29,7 @@ export function assignStaticAddresses(
       );
     }
     const text = formatIpv4(address);
-    checkUsable(ctx, address, text);
+    checkUsable(subnetOf(ctx, current), address, text);
     const holder = taken.get(address);
     if (holder !== undefined) {
       throw new ArmError(
@@ -44,17 +44,16 @@ export function assignStaticAddresses(
 }
 
 /** Refuses a static address outside the subnet or in Azure's reserved part of it. */
-function checkUsable(ctx: ArmContext, address: bigint, text: string): void {
-  const { subnet } = ctx;
-  const prefix = ctx.options.subnet.prefix;
-  if (address < subnet.network || address > subnet.broadcast) {
+function checkUsable(subnet: ArmSubnet, address: bigint, text: string): void {
+  const { range, prefix } = subnet;
+  if (address < range.network || address > range.broadcast) {
     throw new ArmError(
       400,
       "PrivateIPAddressNotInSubnet",
       `Private static IP address ${text} does not belong to the range of subnet prefix ${prefix}.`,
     );
   }
-  if (address < subnet.firstUsable || address > subnet.lastUsable) {
+  if (address < range.firstUsable || address > range.lastUsable) {
     throw new ArmError(
       400,
       "PrivateIPAddressInReservedRange",
@@ -71,15 +70,16 @@ export function assignDynamicAddresses(
   result: FakeArmIpConfig[],
   taken: Map<bigint, string>,
 ): void {
+  const subnet = subnetOf(ctx, current);
   requested.forEach((config, index) => {
     if (config.allocation !== "Dynamic") return;
     const configId = ctx.ids.ipConfig(current.name, config.name);
     // Azure keeps a Dynamic configuration's address for as long as the configuration exists.
     const existing = current.ipConfigurations.find((c) => c.name.toLowerCase() === config.name.toLowerCase());
     const kept = existing ? parseIpv4(existing.privateIp) : undefined;
-    const address = kept !== undefined && !taken.has(kept) ? kept : lowestFree(ctx.subnet, taken);
+    const address = kept !== undefined && !taken.has(kept) ? kept : lowestFree(subnet.range, taken);
     if (address === undefined) {
-      const { name, prefix } = ctx.options.subnet;
+      const { name, prefix } = subnet;
       throw new ArmError(
         400,
         "SubnetIsFull",

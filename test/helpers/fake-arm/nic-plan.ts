@@ -3,9 +3,9 @@
  * the resources they reference (subnet, public IPs, backend pools). Returns the NIC the PUT asks for;
  * nic-addresses.ts then gives each ipConfiguration its private address.
  */
-import type { ArmContext } from "./context.js";
-import { ArmError, invalidContent, invalidReference } from "./errors.js";
-import { publicIpHolders, addressHolders } from "./in-play.js";
+import { subnetOf, type ArmContext } from "./context.js";
+import { ArmError, invalidContent, invalidReference, notModelled } from "./errors.js";
+import { addressHolders, privateAddressesOnOtherNics, publicIpHolders } from "./in-play.js";
 import { assignDynamicAddresses, assignStaticAddresses } from "./nic-addresses.js";
 import { asObject, checkLocation, parseIpConfiguration, type RequestedIpConfig } from "./request-body.js";
 import type { NicRecord } from "./store.js";
@@ -13,6 +13,8 @@ import type { FakeArmIpConfig, FakeArmNic } from "./types.js";
 
 /** Azure allows at most this many IP configurations on one NIC. */
 const MAX_IP_CONFIGURATIONS = 256;
+/** Azure allows at most this many private IP addresses on one VM, across all its NICs. */
+const MAX_PRIVATE_IPS_PER_VM = 256;
 
 /** Validates a NIC PUT body as Azure does and returns the NIC it asks for. */
 export function planNicUpdate(ctx: ArmContext, record: NicRecord, body: unknown): FakeArmNic {
@@ -23,10 +25,19 @@ export function planNicUpdate(ctx: ArmContext, record: NicRecord, body: unknown)
   // Static addresses first (they are the caller's choice), then Dynamic ones fill the lowest gaps.
   assignStaticAddresses(ctx, current, requested, result, taken);
   assignDynamicAddresses(ctx, current, requested, result, taken);
-  return { name: current.name, vmName: current.vmName, mac: current.mac, ipConfigurations: result };
+  return {
+    name: current.name,
+    vmName: current.vmName,
+    mac: current.mac,
+    ...(current.subnet === undefined ? {} : { subnet: current.subnet }),
+    ipConfigurations: result,
+  };
 }
 
-/** The body's ipConfigurations, refused unless there are 1..256 with distinct names and one primary. */
+/**
+ * The body's ipConfigurations, refused unless there are 1..256 with distinct names and one primary,
+ * and the VM stays within 256 private addresses across its NICs.
+ */
 function requestedConfigs(ctx: ArmContext, current: FakeArmNic, body: unknown): RequestedIpConfig[] {
   const id = ctx.ids.nic(current.name);
   const resource = asObject(body);
@@ -47,9 +58,24 @@ function requestedConfigs(ctx: ArmContext, current: FakeArmNic, body: unknown): 
       `Network interface ${id} has ${configs.length} IP configurations, which exceeds the limit of ${MAX_IP_CONFIGURATIONS} IP configurations per network interface.`,
     );
   }
+  checkVmLimit(ctx, current, configs.length);
   const requested = configs.map((raw, index) => parseIpConfiguration(raw, index, id));
   checkNamesAndPrimary(id, requested);
   return requested;
+}
+
+/**
+ * Refuses a PUT that would take the NIC's VM past 256 private addresses across its NICs. Azure's limit;
+ * the error code and wording are the stand-in's (Azure's own are not documented).
+ */
+function checkVmLimit(ctx: ArmContext, current: FakeArmNic, count: number): void {
+  const total = privateAddressesOnOtherNics(ctx, current) + count;
+  if (total <= MAX_PRIVATE_IPS_PER_VM) return;
+  throw new ArmError(
+    400,
+    "PrivateIPAddressesPerVirtualMachineExceedLimit",
+    `Network interface ${ctx.ids.nic(current.name)} with ${count} IP configurations would give virtual machine ${ctx.ids.virtualMachine(current.vmName)} ${total} private IP addresses, which exceeds the limit of ${MAX_PRIVATE_IPS_PER_VM} private IP addresses per virtual machine.`,
+  );
 }
 
 function checkNamesAndPrimary(id: string, requested: RequestedIpConfig[]): void {
@@ -84,6 +110,7 @@ function resolveReferences(
 ): FakeArmIpConfig[] {
   const publicHolders = publicIpHolders(ctx, current.name.toLowerCase());
   const claimedPublic = new Map<string, string>();
+  const subnet = subnetOf(ctx, current);
   return requested.map((config) => {
     const configId = ctx.ids.ipConfig(current.name, config.name);
     if (!config.subnetId) {
@@ -93,8 +120,15 @@ function resolveReferences(
         `IP configuration ${configId} must reference a subnet.`,
       );
     }
-    if (config.subnetId.toLowerCase() !== ctx.ids.subnet.toLowerCase())
-      throw invalidReference(config.subnetId, configId);
+    if (config.subnetId.toLowerCase() !== subnet.id.toLowerCase()) {
+      const known = [...ctx.subnets.values()].some(
+        (s) => s.id.toLowerCase() === config.subnetId!.toLowerCase(),
+      );
+      if (!known) throw invalidReference(config.subnetId, configId);
+      throw notModelled(
+        `The ARM stand-in models one subnet per network interface: ${configId} references subnet ${config.subnetId}, but ${current.name} is in ${subnet.id}.`,
+      );
+    }
     const publicRef = config.publicIpId
       ? resolvePublicIp(ctx, config.publicIpId, configId, publicHolders, claimedPublic)
       : undefined;
