@@ -12,8 +12,9 @@ const CONTAINER_VETH_PREFIX = "ac";
 /** How much of each id a veth name keeps: 2 + 5 + 8 characters, the kernel's 15. */
 const NETWORK_PART = 5;
 const ENDPOINT_PART = 8;
+/** Ids are hex, or base 36 for swarm networks. */
 const VETH_NAME = new RegExp(
-  `^(${HOST_VETH_PREFIX}|${CONTAINER_VETH_PREFIX})[0-9a-f]{${NETWORK_PART + ENDPOINT_PART}}$`,
+  `^(${HOST_VETH_PREFIX}|${CONTAINER_VETH_PREFIX})[0-9a-z]{${NETWORK_PART + ENDPOINT_PART}}$`,
 );
 const BRIDGE_PREFIX = "azbr-";
 

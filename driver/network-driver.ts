@@ -92,8 +92,13 @@ export class NetworkDriver {
     return this.queue.run(() => restoreDataPath(host, state, this.deps.bootId, dataPath, logger));
   }
 
+  /**
+   * Docker's macvlan/ipvlan model: the data is local (each VM hands out its own NIC's secondary IPs, so
+   * a swarm manager never allocates addresses for these networks), the connectivity global (a swarm
+   * network's containers on different VMs reach each other, through the VNet).
+   */
   getCapabilities(): CapabilitiesResponse {
-    return { Scope: "local", ConnectivityScope: "local" };
+    return { Scope: "local", ConnectivityScope: "global" };
   }
 
   createNetwork(body: RequestBody): Promise<Empty> {

@@ -37,15 +37,23 @@ export type CreateNetworkRequest = {
   azureLinks: AzureLinkRequest | undefined;
 };
 
-/** Docker's 64-hex ids; we accept 12 or more hex digits and refuse anything else. */
+/**
+ * Docker's ids: 64 hex digits (we accept 12 or more), or, for a swarm network, swarmkit's 25 characters
+ * of base 36. Anything else is refused.
+ */
 export function dockerId(body: RequestBody, name: "NetworkID" | "EndpointID"): string {
   const id = stringField(body, name, true);
-  if (!/^[0-9a-f]{12,64}$/.test(id)) {
+  if (!/^[0-9a-f]{12,64}$/.test(id) && !isSwarmId(id)) {
     throw new InvalidParameterError(
-      `"${name}" ${JSON.stringify(id.slice(0, 70))} is not a Docker id (12 to 64 lower-case hex digits)`,
+      `"${name}" ${JSON.stringify(id.slice(0, 70))} is not a Docker id (12 to 64 lower-case hex digits, or a swarm id of 25 lower-case letters and digits)`,
     );
   }
   return id;
+}
+
+/** Whether `id` is a swarm object's id (swarmkit's identity.NewID: 25 characters of base 36). */
+export function isSwarmId(id: string): boolean {
+  return /^[0-9a-z]{25}$/.test(id);
 }
 
 export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
@@ -101,6 +109,13 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
     }
   }
   const internal = options[INTERNAL_OPTION] === true;
+  if (mode === "bridge" && isSwarmId(networkId)) {
+    // Swarm creates the network on a VM when its first task arrives and deletes it after the last:
+    // in bridge mode each of those would move the NIC's addresses and routes to a bridge and back.
+    throw new InvalidParameterError("swarm networks need transparent mode", {
+      hint: "drop -o mode=bridge from the --config-only network the swarm network takes its options from",
+    });
+  }
   const azureLinks = parseAzureLinks(links, "-o", undefined);
   if (azureLinks?.publicIp !== undefined && azureLinks.publicIp !== "create") {
     throw new InvalidParameterError(

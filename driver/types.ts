@@ -2,7 +2,7 @@
  * NetworkDriver wire types, named as in moby's `libnetwork/drivers/remote/api`.
  */
 
-export type CapabilitiesResponse = { Scope: "local"; ConnectivityScope: "local" };
+export type CapabilitiesResponse = { Scope: "local"; ConnectivityScope: "global" };
 
 export type EndpointInterface = { Address?: string; AddressIPv6?: string; MacAddress?: string };
 

@@ -261,7 +261,8 @@ export const OPTION_DEFINITIONS: readonly OptionDefinition[] = [
     flag: "max-ip-configurations",
     env: "AZURE_VNET_MAX_IP_CONFIGURATIONS",
     default: "256",
-    description: "growth never takes a NIC past this many IP configurations (Azure's limit is 256)",
+    description:
+      "growth never takes a NIC past this many IP configurations (Azure's limit is 256 per NIC; the VM's 256 private IPs across its NICs hold besides)",
     values: { type: "count", min: 2, max: 256 },
   },
 ];

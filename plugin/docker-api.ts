@@ -1,6 +1,6 @@
 /**
- * The three Docker Engine API calls the plugin and its operator commands need (list networks, inspect
- * a network, version), as plain HTTP over dockerd's unix socket. A client library would cost the
+ * The Docker Engine API calls the plugin and its operator commands need (list networks, inspect a
+ * network, version, and for the doctor the engine's info), as plain HTTP over dockerd's unix socket. A client library would cost the
  * plugin ~25 MiB of memory for these three GETs (docs/architecture.md, "Package choices").
  */
 import http from "node:http";
@@ -14,6 +14,11 @@ export type DockerNetwork = {
 
 export type DockerVersion = { Version: string; ApiVersion: string };
 
+/** What the doctor reads of `GET /info`: the resources this node advertises to the swarm scheduler. */
+export type DockerInfo = {
+  GenericResources?: { DiscreteResourceSpec?: { Kind: string; Value: number } }[] | null;
+};
+
 /** A client for dockerd at `socketPath`; every call fails after `timeoutMs`. */
 export function dockerApi(socketPath: string, timeoutMs = 10_000) {
   const get = (path: string) => getJson(socketPath, path, timeoutMs);
@@ -26,6 +31,7 @@ export function dockerApi(socketPath: string, timeoutMs = 10_000) {
       );
     },
     version: () => get("/version") as Promise<DockerVersion>,
+    info: () => get("/info") as Promise<DockerInfo>,
   };
 }
 

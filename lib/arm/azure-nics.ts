@@ -4,7 +4,8 @@
  * load-balancer backend pool (an endpoint's "Azure links"), and creating or deleting the public IPs the
  * plugin owns. The VM finds itself through IMDS (subscription, resource group, VM id) and matches ARM's
  * NICs to local ones by MAC. A NIC is changed by GET, edit, PUT of the whole NIC, so changes to one NIC
- * run one at a time.
+ * run one at a time; additions of IP configurations run one at a time across the VM's NICs, since
+ * Azure's limit of private addresses is per VM.
  */
 import { randomBytes } from "node:crypto";
 import type { NetworkInterface, NetworkInterfaceIPConfiguration } from "@azure/arm-network";
@@ -23,10 +24,15 @@ const OWNER_TAG = "created-by";
 const COMPUTE_PATH = "/metadata/instance/compute?api-version=2021-02-01";
 /** Tries of an edit whose PUT found the NIC changed by someone else since the GET. */
 const EDIT_ATTEMPTS = 3;
+/** Azure allows at most this many private IP addresses (IP configurations) on one VM, across its NICs. */
+const MAX_PRIVATE_IPS_PER_VM = 256;
 
 /** The ARM client's options, the cap on IP configurations per NIC, and the IMDS timeout. */
 export type AzureNicsOptions = ArmClientOptions & {
-  /** Azure allows 256 IP configurations per NIC; a lower cap leaves room for other uses. */
+  /**
+   * Per NIC: Azure allows 256 IP configurations per NIC; a lower cap leaves room for other uses. The
+   * VM's own limit, 256 private addresses across all its NICs, holds besides.
+   */
   maxIpConfigurations: number;
   sourceTimeoutMs: number;
 };
@@ -69,6 +75,8 @@ export class AzureNics {
     | Promise<{ client: NetworkClient; vm: VmLocation; nics: Map<string, ArmNicName> }>
     | undefined;
   private readonly queues = new Map<string, SerialQueue>();
+  /** Additions of IP configurations, one at a time across the VM's NICs. */
+  private readonly additions = new SerialQueue();
 
   constructor(
     private readonly options: AzureNicsOptions,
@@ -77,45 +85,88 @@ export class AzureNics {
 
   /**
    * Adds up to `count` dynamic secondary IP configurations in `subnet` to the NIC with `macAddress` and
-   * returns the addresses Azure gave them. Fails when the NIC is at the configured cap.
+   * returns the addresses Azure gave them. Fails when the VM has Azure's most private addresses across
+   * its NICs (the other NICs are read for their count), or the NIC is at the configured cap.
    */
   addSecondaries(macAddress: string, subnet: string, count: number): Promise<string[]> {
     const action = `add IP configurations to NIC ${macAddress}`;
-    return this.editNic(macAddress, action, (nic) => {
-      const configurations = nic.ipConfigurations ?? [];
-      const room = this.options.maxIpConfigurations - configurations.length;
-      if (room <= 0) {
-        throw new PoolExhaustedError(
-          `NIC ${nic.name} has ${configurations.length} IP configurations, the most allowed (${this.options.maxIpConfigurations})`,
-          { hint: "attach another NIC to the VM, or remove containers that no longer run" },
-        );
-      }
-      const prefix = parsePrefix(subnet)!;
-      const sibling = configurations.find((c) => holds(c, (ip) => prefixContains(prefix, ip)));
-      if (!sibling?.subnet?.id) {
-        throw new UnavailableError(`NIC ${nic.name} has no IP configuration in ${subnet} in Azure`, {
-          hint: "the NIC in Azure does not match what IMDS reports; try again in a minute",
-        });
-      }
-      const names = Array.from(
-        { length: Math.min(count, room) },
-        () => OWNED_PREFIX + randomBytes(4).toString("hex"),
+    // One at a time across the VM: two NICs growing at once must not both take the VM's last room.
+    return this.additions
+      .run(() =>
+        this.editNic(macAddress, action, async (nic) => {
+          const configurations = nic.ipConfigurations ?? [];
+          const room = Math.min(
+            await this.roomOnVm(macAddress, nic, action),
+            this.roomOnNic(nic.name ?? macAddress, configurations.length),
+          );
+          const prefix = parsePrefix(subnet)!;
+          const sibling = configurations.find((c) => holds(c, (ip) => prefixContains(prefix, ip)));
+          if (!sibling?.subnet?.id) {
+            throw new UnavailableError(`NIC ${nic.name} has no IP configuration in ${subnet} in Azure`, {
+              hint: "the NIC in Azure does not match what IMDS reports; try again in a minute",
+            });
+          }
+          const names = Array.from(
+            { length: Math.min(count, room) },
+            () => OWNED_PREFIX + randomBytes(4).toString("hex"),
+          );
+          for (const name of names) {
+            configurations.push({
+              name,
+              primary: false,
+              privateIPAllocationMethod: "Dynamic",
+              privateIPAddressVersion: "IPv4",
+              subnet: { id: sibling.subnet.id },
+            });
+          }
+          nic.ipConfigurations = configurations;
+          return (updated) =>
+            (updated.ipConfigurations ?? [])
+              .filter((c) => names.includes(c.name ?? "") && c.privateIPAddress)
+              .map((c) => c.privateIPAddress!);
+        }),
+      )
+      .then((added) => added ?? []);
+  }
+
+  /** How many IP configurations the NIC may still get under --max-ip-configurations; throws at none. */
+  private roomOnNic(name: string, configurations: number): number {
+    const room = this.options.maxIpConfigurations - configurations;
+    if (room <= 0) {
+      throw new PoolExhaustedError(
+        `NIC ${name} has ${configurations} IP configurations, the most allowed (${this.options.maxIpConfigurations})`,
+        { hint: "attach another NIC to the VM, or remove containers that no longer run" },
       );
-      for (const name of names) {
-        configurations.push({
-          name,
-          primary: false,
-          privateIPAllocationMethod: "Dynamic",
-          privateIPAddressVersion: "IPv4",
-          subnet: { id: sibling.subnet.id },
-        });
-      }
-      nic.ipConfigurations = configurations;
-      return (updated) =>
-        (updated.ipConfigurations ?? [])
-          .filter((c) => names.includes(c.name ?? "") && c.privateIPAddress)
-          .map((c) => c.privateIPAddress!);
-    }).then((added) => added ?? []);
+    }
+    return room;
+  }
+
+  /**
+   * How many private addresses the VM may still get across its NICs: `nic` as just read, the VM's other
+   * NICs as ARM has them now. Throws when the VM has Azure's most. The NICs are those found at the
+   * first use; Azure attaches and detaches NICs only while a VM is stopped, so they are still the VM's.
+   */
+  private async roomOnVm(macAddress: string, nic: NetworkInterface, action: string): Promise<number> {
+    const { client, nics } = await this.locate(action);
+    const others = [...nics].filter(([mac]) => mac !== macAddress).map(([, other]) => other);
+    const counts = [
+      { name: nic.name ?? macAddress, count: nic.ipConfigurations?.length ?? 0 },
+      ...(await Promise.all(
+        others.map(async (other) => {
+          const read = await client.networkInterfaces.get(other.resourceGroup, other.name);
+          return { name: other.name, count: read.ipConfigurations?.length ?? 0 };
+        }),
+      )),
+    ];
+    const total = counts.reduce((sum, { count }) => sum + count, 0);
+    if (total >= MAX_PRIVATE_IPS_PER_VM) {
+      const perNic = counts.map(({ name, count }) => `${name} ${count}`).join(", ");
+      throw new PoolExhaustedError(
+        `the VM has ${total} private IP addresses across its NICs (${perNic}), the most Azure allows (${MAX_PRIVATE_IPS_PER_VM})`,
+        { hint: "remove containers that no longer run, or move some to another VM" },
+      );
+    }
+    return MAX_PRIVATE_IPS_PER_VM - total;
   }
 
   /**

@@ -57,6 +57,7 @@ const CHECKS: Check[] = [
   { name: "state", run: checkStateFile },
   { name: "docker", run: checkDocker },
   { name: "reconciliation", run: checkReconciliation },
+  { name: "swarm", run: checkSwarmCapacity },
 ];
 
 /**
@@ -356,4 +357,34 @@ function checkReconciliation({ status }: DoctorContext, report: Report): void {
     );
   else if (!reconciliation.on) report("ok", "reconciliation is off (--reconcile-interval 0)");
   else report("ok", `the plugin reconciles with Docker at ${reconciliation.dockerSocket}`);
+}
+
+/** The generic resource a VM advertises to the swarm scheduler for its addresses (docs/swarm.md). */
+export const ADDRESS_RESOURCE = "AZURE_VNET_IP";
+/** Azure's limit on private IP addresses per VM, across its NICs. */
+const VM_PRIVATE_IPS = 256;
+
+/**
+ * When this node advertises AZURE_VNET_IP to the swarm scheduler: whether the number fits the
+ * addresses it has, plus what pool growth may still add. More would let the scheduler place tasks here
+ * that get no address.
+ */
+async function checkSwarmCapacity({ dockerSocket, status }: DoctorContext, report: Report): Promise<void> {
+  if (!status) return;
+  const info = await dockerApi(dockerSocket, 5_000)
+    .info()
+    .catch(() => undefined);
+  const advertised = info?.GenericResources?.find((r) => r.DiscreteResourceSpec?.Kind === ADDRESS_RESOURCE)
+    ?.DiscreteResourceSpec?.Value;
+  if (advertised === undefined) return;
+  const secondaries = status.pool.reduce((sum, subnet) => sum + subnet.secondaries, 0);
+  const growable =
+    status.growth.length > 0 ? Math.max(0, VM_PRIVATE_IPS - secondaries - status.pool.length) : 0;
+  const has = `${secondaries} secondary IPs${growable > 0 ? ` (and up to ${growable} more through pool growth)` : ""}`;
+  if (advertised > secondaries + growable)
+    report(
+      "warn",
+      `this node advertises ${ADDRESS_RESOURCE}=${advertised} to the swarm scheduler but has ${has}, so tasks placed here beyond that get no address — set node-generic-resources to ${ADDRESS_RESOURCE}=${secondaries + growable} or less, or add IP configurations to the NIC`,
+    );
+  else report("ok", `this node advertises ${ADDRESS_RESOURCE}=${advertised} and has ${has}`);
 }

@@ -2,8 +2,10 @@
  * Azure Resource Manager through the plugin, without root: the real service on a unix socket, the IMDS
  * stand-in (pool, compute metadata, managed-identity token) and the ARM stand-in over HTTPS with a test
  * CA, both on 127.0.0.1. What ARM commits is what IMDS then reports. Covers pool growth (shared, capped,
- * given back), ARM's refusals (403, 429, failed operations) leaving the pool as it was, and public IP
- * and load-balancer links made and undone outside the request path.
+ * given back), ARM's refusals (403, 429, failed operations) leaving the pool as it was, public IP
+ * and load-balancer links made and undone outside the request path, and, on a VM with two NICs in
+ * different subnets, all of it on the NIC that holds the address, within Azure's 256 private addresses
+ * per VM.
  */
 import { expect } from "chai";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -13,11 +15,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NetworkManagementClient } from "@azure/arm-network";
 import type { PluginConfig } from "../../plugin/config.js";
-import { startFakeArm, FAKE_MI_TOKEN, type FakeArm, type FakeArmNic } from "../helpers/fake-arm.js";
+import {
+  startFakeArm,
+  FAKE_MI_TOKEN,
+  type FakeArm,
+  type FakeArmNic,
+  type FakeArmOptions,
+} from "../helpers/fake-arm.js";
 import { startFakeAzure, FAKE_COMPUTE, type FakeAzure, type FakeAzureNics } from "../helpers/fake-azure.js";
 import {
   cli,
   ETH0_MAC,
+  ETH1_MAC,
   startPlugin,
   twoNicPool,
   type PluginUnderTest,
@@ -36,7 +45,15 @@ const NIC_PUT = { method: "PUT", pathIncludes: "/networkInterfaces/eth0-nic" };
 
 type Status = {
   pool: { nic: string; free: string[]; inUse: string[] }[];
-  growth: { state: string; added: number; removed: number; lastError?: string; retryAt?: string }[];
+  growth: {
+    nic: string;
+    subnet: string;
+    state: string;
+    added: number;
+    removed: number;
+    lastError?: string;
+    retryAt?: string;
+  }[];
   endpoints: { id: string; azure?: { state: string; publicIpAddress?: string; error?: string } }[];
   unlinks: { endpointId: string; links: { error?: string } }[];
 };
@@ -83,8 +100,8 @@ describe("Azure Resource Manager through the plugin", function () {
     await azure.close();
   });
 
-  /** The ARM stand-in for this VM; what it commits to eth0's NIC is what IMDS reports next. */
-  const startArm = (options: { operationPolls?: number } = {}) =>
+  /** The ARM stand-in for this VM; what it commits to a NIC is what IMDS reports next. */
+  const startArm = (options: Partial<Pick<FakeArmOptions, "operationPolls" | "subnets" | "nics">> = {}) =>
     startFakeArm({
       subscriptionId,
       resourceGroup: resourceGroupName,
@@ -97,7 +114,8 @@ describe("Azure Resource Manager through the plugin", function () {
       listen: { host: "127.0.0.1", port: 0 },
       retryAfterSeconds: 1,
       onNicChange: (nic) => {
-        nics.interfaces[1]!.subnets[0]!.secondaryAddresses = nic.ipConfigurations
+        const imds = nics.interfaces.find((i) => i.macAddress === nic.mac)!;
+        imds.subnets[0]!.secondaryAddresses = nic.ipConfigurations
           .filter((c) => !c.primary)
           .map((c) => c.privateIp);
         return Promise.resolve();
@@ -681,6 +699,248 @@ describe("Azure Resource Manager through the plugin", function () {
       expect(shared.body.Err).to.contain("-o public-ip=mine: one public IP cannot serve a whole network");
       const internal = await createNetwork({ "public-ip": "true" }, true).expect(400);
       expect(internal.body.Err).to.contain("--internal networks cannot have public IPs or load balancers");
+    });
+  });
+
+  describe("a VM with two NICs in different subnets", () => {
+    const ETH1_NET = "b0b1b2b3b4b5" + "4".repeat(52);
+    const eth1Imds = () => nics.interfaces.find((i) => i.macAddress === ETH1_MAC)!.subnets[0]!;
+    /** eth1's NIC in Azure: in subnet "second" (10.2.0.0/24), with what IMDS shows of it. */
+    const eth1Nic = (): FakeArmNic => ({
+      name: "eth1-nic",
+      vmName: FAKE_COMPUTE.name,
+      mac: ETH1_MAC,
+      subnet: "second",
+      ipConfigurations: [eth1Imds().primaryAddress!, ...eth1Imds().secondaryAddresses!].map(
+        (privateIp, index) => ({
+          name: `ipconfig${index + 1}`,
+          privateIp,
+          primary: index === 0,
+          backendPoolIds: [],
+        }),
+      ),
+    });
+    const startTwoNicArm = async () => {
+      await arm.close();
+      arm = await startArm({
+        subnets: [{ name: "second", vnetName: "vnet", prefix: "10.2.0.0/24" }],
+        nics: [initialNic(), eth1Nic()],
+      });
+    };
+    const putsTo = (nic: string) =>
+      arm.requests.filter((r) => r.method === "PUT" && r.path.endsWith(`/${nic}`));
+    const eth1 = async () => (await status()).pool.find((p) => p.nic === "eth1")!;
+    const eth1Pool = async () =>
+      (await post("/IpamDriver.RequestPool", { Pool: "10.2.0.0/24" }).expect(200)).body.PoolID as string;
+
+    it("grows the NIC that holds the subnet: eth1's subnet gets IP configurations on eth1's NIC, eth0's NIC is only read", async () => {
+      await startTwoNicArm();
+      const eth0Before = arm.nic("eth0-nic");
+      await growing();
+      const poolId = await eth1Pool();
+      const taken: string[] = [];
+      for (let i = 0; i < 3; i++)
+        taken.push((await requestAddress(poolId).expect(200)).body.Address as string);
+      expect(taken.slice(0, 2)).to.deep.equal(["10.2.0.5/24", "10.2.0.6/24"]);
+      const eth1Configurations = arm.nic("eth1-nic").ipConfigurations;
+      expect(eth1Configurations).to.have.length(5);
+      const grown = eth1Configurations.slice(3);
+      expect(grown.map((c) => c.name)).to.satisfy((names: string[]) =>
+        names.every((n) => n.startsWith("azure-vnet-")),
+      );
+      expect(grown.map((c) => c.privateIp)).to.deep.equal(["10.2.0.7", "10.2.0.8"]);
+      expect(grown.map((c) => c.privateIp)).to.include(taken[2]!.split("/")[0]);
+      expect(putsTo("eth1-nic")).to.have.length(1);
+      expect(putsTo("eth0-nic"), "eth0's NIC is never changed").to.deep.equal([]);
+      expect(arm.nic("eth0-nic")).to.deep.equal(eth0Before);
+      expect(
+        arm.requests.some((r) => r.method === "GET" && r.path.endsWith("/eth0-nic")),
+        "eth0's NIC is read for the VM's count of private addresses",
+      ).to.equal(true);
+      expect(eth1Imds().secondaryAddresses, "IMDS shows the new addresses on eth1").to.include.members([
+        "10.2.0.7",
+        "10.2.0.8",
+      ]);
+      expect((await status()).growth).to.deep.equal([
+        { nic: "eth1", subnet: "10.2.0.0/24", state: "idle", added: 2, removed: 0 },
+      ]);
+    });
+
+    it("gives back idle addresses only on the NIC that holds them", async () => {
+      await startTwoNicArm();
+      await growing({ poolMaxFree: 3, poolShrinkAfterMs: 200 });
+      // eth0 grows too, and keeps what it added: it has no more than 3 free.
+      const eth0Pool = await requestPool();
+      for (let i = 0; i < 3; i++) await requestAddress(eth0Pool).expect(200);
+      const onEth1: string[] = [];
+      const eth1PoolId = await eth1Pool();
+      for (let i = 0; i < 5; i++)
+        onEth1.push(((await requestAddress(eth1PoolId).expect(200)).body.Address as string).split("/")[0]!);
+      await pollUntil("growth to settle", async () =>
+        (await status()).growth.every((g) => g.state === "idle") ? true : undefined,
+      );
+      const eth0Before = arm.nic("eth0-nic");
+      expect(eth0Before.ipConfigurations.filter((c) => c.name.startsWith("azure-vnet-"))).to.not.deep.equal(
+        [],
+      );
+      const eth0Puts = putsTo("eth0-nic").length;
+      const grownTo = arm.nic("eth1-nic").ipConfigurations.length;
+      expect(grownTo).to.be.greaterThan(6);
+      for (const address of onEth1)
+        await post("/IpamDriver.ReleaseAddress", { PoolID: eth1PoolId, Address: address }).expect(200);
+      await pollUntil("eth1's idle addresses to be given back", async () =>
+        (await eth1()).free.length <= 3 && arm.nic("eth1-nic").ipConfigurations.length < grownTo
+          ? true
+          : undefined,
+      );
+      const left = arm.nic("eth1-nic").ipConfigurations;
+      expect(left.map((c) => c.name)).to.include.members(["ipconfig1", "ipconfig2", "ipconfig3"]);
+      expect((await eth1()).free).to.have.length(3);
+      expect(putsTo("eth0-nic"), "no change of eth0's NIC").to.have.length(eth0Puts);
+      expect(arm.nic("eth0-nic")).to.deep.equal(eth0Before);
+      const growth = (await status()).growth;
+      expect(growth.find((g) => g.nic === "eth1")!.removed).to.be.greaterThan(0);
+      expect(growth.find((g) => g.nic === "eth0")!.removed).to.equal(0);
+    });
+
+    it("links a public IP and a backend pool on eth1's IP configuration for a container on eth1's subnet, and undoes them there", async () => {
+      await startTwoNicArm();
+      await start();
+      const eth0Before = arm.nic("eth0-nic");
+      await post("/NetworkDriver.CreateNetwork", {
+        NetworkID: ETH1_NET,
+        Options: { "com.docker.network.generic": { "public-ip": "true", "lb-backend-pool": POOL_ID } },
+        IPv4Data: [{ AddressSpace: "azure-local", Pool: "10.2.0.0/24", Gateway: "10.2.0.1/24" }],
+        IPv6Data: [],
+      }).expect(200);
+      await post("/IpamDriver.RequestAddress", { PoolID: await eth1Pool(), Address: "10.2.0.6" }).expect(200);
+      await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: ETH1_NET,
+        EndpointID: EP,
+        Interface: { Address: "10.2.0.6/24", AddressIPv6: "", MacAddress: "" },
+        Options: { "com.docker.network.endpoint.exposedports": [] },
+      }).expect(200);
+      const linked = await pollUntil("the endpoint on eth1 to be linked in Azure", async () => {
+        const links = (await status()).endpoints.find((e) => e.id === EP)?.azure;
+        if (links?.state === "failed") throw new Error(`linking failed: ${links.error}`);
+        return links?.state === "linked" ? links : undefined;
+      });
+      expect(linked.publicIpAddress).to.equal("198.51.100.200");
+      const [publicIp] = arm.publicIps();
+      expect(publicIp!.ipConfigurationId).to.match(
+        /\/networkInterfaces\/eth1-nic\/ipConfigurations\/ipconfig3$/,
+      );
+      expect(arm.backendPoolMembers("lb1", "pool1")).to.have.length(1);
+      expect(arm.backendPoolMembers("lb1", "pool1")[0]).to.match(
+        /\/networkInterfaces\/eth1-nic\/ipConfigurations\/ipconfig3$/,
+      );
+      const configuration = arm.nic("eth1-nic").ipConfigurations[2]!;
+      expect(configuration).to.deep.include({ privateIp: "10.2.0.6", publicIpId: publicIp!.id });
+      expect(configuration.backendPoolIds).to.deep.equal([POOL_ID]);
+      expect(putsTo("eth0-nic")).to.deep.equal([]);
+      expect(arm.nic("eth0-nic")).to.deep.equal(eth0Before);
+
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: ETH1_NET, EndpointID: EP }).expect(200, {});
+      await pollUntil("the Azure links to be undone", async () =>
+        (await status()).unlinks.length === 0 ? true : undefined,
+      );
+      expect(arm.publicIps()).to.deep.equal([]);
+      expect(arm.backendPoolMembers("lb1", "pool1")).to.deep.equal([]);
+      expect(arm.nic("eth1-nic").ipConfigurations[2]).to.deep.include({ privateIp: "10.2.0.6" });
+      expect(arm.nic("eth1-nic").ipConfigurations[2]!.publicIpId).to.equal(undefined);
+      expect(putsTo("eth0-nic")).to.deep.equal([]);
+      expect(arm.nic("eth0-nic")).to.deep.equal(eth0Before);
+    });
+
+    it("counts the IP configurations of every NIC of the VM: growth stops at Azure's 256 private addresses per VM, and says so", async () => {
+      // eth0 holds 251 (10.1.0.4-254), eth1 3: growth may add 2 more in all, though a step is 4.
+      nics.interfaces[1]!.subnets[0]!.secondaryAddresses = Array.from(
+        { length: 250 },
+        (_, i) => `10.1.0.${5 + i}`,
+      );
+      await startTwoNicArm();
+      expect(arm.nic("eth0-nic").ipConfigurations).to.have.length(251);
+      await growing({ poolGrowStep: 4 });
+      const poolId = await eth1Pool();
+      for (let i = 0; i < 4; i++) await requestAddress(poolId).expect(200);
+      expect(arm.nic("eth1-nic").ipConfigurations, "2 added, not 4").to.have.length(5);
+      const refused = await requestAddress(poolId).expect(503);
+      const full =
+        "the VM has 256 private IP addresses across its NICs (eth1-nic 5, eth0-nic 251), the most Azure allows (256)";
+      expect(refused.body.Err).to.equal(
+        `${full} — remove containers that no longer run, or move some to another VM`,
+      );
+      expect(arm.nic("eth1-nic").ipConfigurations).to.have.length(5);
+      expect(arm.nic("eth0-nic").ipConfigurations).to.have.length(251);
+      expect(putsTo("eth1-nic"), "no PUT that Azure would refuse").to.have.length(1);
+      expect(putsTo("eth0-nic")).to.deep.equal([]);
+      const growth = (await status()).growth[0]!;
+      expect(growth).to.include({ state: "waiting after a failure", added: 2 });
+      expect(growth.lastError).to.contain(full);
+
+      // Within the VM's room, --max-ip-configurations still caps each NIC.
+      await plugin!.stop();
+      nics.interfaces[1]!.subnets[0]!.secondaryAddresses = ["10.1.0.5", "10.1.0.6"];
+      eth1Imds().secondaryAddresses = ["10.2.0.5", "10.2.0.6"];
+      await startTwoNicArm();
+      await growing({ maxIpConfigurations: 4 });
+      const again = await eth1Pool();
+      for (let i = 0; i < 3; i++) await requestAddress(again).expect(200);
+      const capped = await requestAddress(again).expect(503);
+      expect(capped.body.Err).to.contain("NIC eth1-nic has 4 IP configurations, the most allowed (4)");
+    });
+
+    it("two NICs growing at once do not both take the VM's last room: the second waits, counts again and says the VM is full", async () => {
+      // Azure has more than IMDS shows yet: eth0's NIC 200 (10.1.0.4-203), eth1's 54 (10.2.0.4-57).
+      const holding = (
+        name: string,
+        mac: string,
+        network: string,
+        count: number,
+        subnet?: string,
+      ): FakeArmNic => ({
+        name,
+        vmName: FAKE_COMPUTE.name,
+        mac,
+        ...(subnet ? { subnet } : {}),
+        ipConfigurations: Array.from({ length: count }, (_, i) => ({
+          name: `ipconfig${i + 1}`,
+          privateIp: `${network}.${4 + i}`,
+          primary: i === 0,
+          backendPoolIds: [],
+        })),
+      });
+      await arm.close();
+      arm = await startArm({
+        operationPolls: 3,
+        subnets: [{ name: "second", vnetName: "vnet", prefix: "10.2.0.0/24" }],
+        nics: [
+          holding("eth0-nic", ETH0_MAC, "10.1.0", 200),
+          holding("eth1-nic", ETH1_MAC, "10.2.0", 54, "second"),
+        ],
+      });
+      await growing();
+      const eth0Pool = await requestPool();
+      const eth1PoolId = await eth1Pool();
+      await requestAddress(eth0Pool).expect(200);
+      await requestAddress(eth0Pool).expect(200); // eth0's pool is empty: its growth starts
+      await requestAddress(eth1PoolId).expect(200);
+      await requestAddress(eth1PoolId).expect(200); // and eth1's, while eth0's runs
+      const settled = await pollUntil("both growths to end", async () => {
+        const growth = (await status()).growth;
+        return growth.length === 2 && growth.every((g) => g.state !== "growing") ? growth : undefined;
+      });
+      const full =
+        "the VM has 256 private IP addresses across its NICs (eth1-nic 54, eth0-nic 202), the most Azure allows (256)";
+      expect(settled.find((g) => g.nic === "eth0")).to.include({ added: 2 });
+      expect(settled.find((g) => g.nic === "eth1")).to.include({
+        added: 0,
+        lastError: `${full} — remove containers that no longer run, or move some to another VM`,
+      });
+      expect(arm.nic("eth0-nic").ipConfigurations).to.have.length(202);
+      expect(arm.nic("eth1-nic").ipConfigurations).to.have.length(54);
+      expect(putsTo("eth1-nic"), "no PUT that Azure would refuse").to.deep.equal([]);
+      expect((await requestAddress(eth1PoolId).expect(503)).body.Err).to.contain(full);
     });
   });
 });

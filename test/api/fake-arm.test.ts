@@ -388,6 +388,107 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     expect(fake.nic(NIC)).to.deep.equal(nics()[0]);
   });
 
+  it("a VM's second NIC in another subnet: addresses from its own subnet, and 256 private addresses per VM across its NICs", async () => {
+    const SECOND_ID = `${NET}/virtualNetworks/vnet1/subnets/second`;
+    const secondNic: FakeArmNic = {
+      name: "vm1-nic1",
+      vmName: "vm1",
+      mac: "00:0d:3a:1b:c7:22",
+      subnet: "second",
+      ipConfigurations: [{ name: "ipconfig1", privateIp: "10.2.0.4", primary: true, backendPoolIds: [] }],
+    };
+    await fake.close();
+    fake = await start({
+      subnets: [{ name: "second", vnetName: "vnet1", prefix: "10.2.0.0/23" }],
+      nics: [...nics(), secondNic],
+    });
+    const arm = client();
+    const nic1 = await arm.networkInterfaces.get(RG, "vm1-nic1");
+    expect(nic1.primary, "vm1's first NIC is its primary").to.equal(false);
+    expect(nic1.ipConfigurations![0]!.subnet?.id).to.equal(SECOND_ID);
+    expect((await arm.networkInterfaces.get(RG, NIC)).ipConfigurations![0]!.subnet?.id).to.equal(SUBNET_ID);
+
+    const grown = await arm.networkInterfaces.beginCreateOrUpdateAndWait(
+      RG,
+      "vm1-nic1",
+      withConfig(nic1, { name: "ipconfig2", subnet: { id: SECOND_ID } }),
+    );
+    expect(grown.ipConfigurations!.map((c) => c.privateIPAddress)).to.deep.equal(["10.2.0.4", "10.2.0.5"]);
+    expect(grown.ipConfigurations![1]!.subnet?.id).to.equal(SECOND_ID);
+    expect(fake.nic("vm1-nic1")).to.deep.include({ subnet: "second" });
+    expect(nicChanges.at(-1)).to.deep.include({ name: "vm1-nic1", subnet: "second" });
+
+    const refusal = async (name: string, body: NetworkInterface) => {
+      const error = await rejection(arm.networkInterfaces.beginCreateOrUpdateAndWait(RG, name, body));
+      return { status: error.statusCode, code: error.code, message: error.message };
+    };
+    expect(
+      await refusal("vm1-nic1", withConfig(grown, { name: "ipconfig3", subnet: { id: SUBNET_ID } })),
+    ).to.deep.include({ status: 400, code: "IpConfigurationsOnNicInDifferentSubnets" });
+    expect(
+      await refusal(
+        "vm1-nic1",
+        withConfig(grown, {
+          name: "ipconfig3",
+          subnet: { id: SECOND_ID },
+          privateIPAllocationMethod: "Static",
+          privateIPAddress: "10.1.0.9",
+        }),
+      ),
+    ).to.deep.include({ status: 400, code: "PrivateIPAddressNotInSubnet" });
+
+    // vm1-nic0 holds 2 private addresses, so vm1-nic1 may hold 254, not 255 (vm2's NIC is not counted).
+    const holding = (count: number): NetworkInterface => ({
+      ...grown,
+      ipConfigurations: [
+        ...grown.ipConfigurations!,
+        ...Array.from({ length: count - 2 }, (_, i) => ({ name: `extra${i}`, subnet: { id: SECOND_ID } })),
+      ],
+    });
+    const over = await refusal("vm1-nic1", holding(255));
+    expect(over).to.deep.include({ status: 400, code: "PrivateIPAddressesPerVirtualMachineExceedLimit" });
+    expect(over.message).to.contain(
+      "would give virtual machine /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1 257 private IP addresses, which exceeds the limit of 256 private IP addresses per virtual machine",
+    );
+    const full = await arm.networkInterfaces.beginCreateOrUpdateAndWait(RG, "vm1-nic1", holding(254));
+    expect(full.ipConfigurations).to.have.length(254);
+    const nic0 = await arm.networkInterfaces.get(RG, NIC);
+    expect(
+      await refusal(NIC, withConfig(nic0, { name: "ipconfig3", subnet: { id: SUBNET_ID } })),
+    ).to.deep.include({ code: "PrivateIPAddressesPerVirtualMachineExceedLimit" });
+    const vm2 = await arm.networkInterfaces.get(RG, "vm2-nic0");
+    await arm.networkInterfaces.beginCreateOrUpdateAndWait(
+      RG,
+      "vm2-nic0",
+      withConfig(vm2, { name: "ipconfig2", subnet: { id: SUBNET_ID } }),
+    );
+    expect(fake.nic("vm2-nic0").ipConfigurations).to.have.length(2);
+  });
+
+  it("refuses subnets it cannot model: a NIC in an unknown subnet, overlapping or twice-named subnets", async () => {
+    const refused = async (extra: Partial<FakeArmOptions>) => {
+      try {
+        const started = await start(extra);
+        await started.close();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("expected startFakeArm to refuse the options");
+    };
+    expect(await refused({ nics: [{ ...nics()[0]!, subnet: "nowhere" }] })).to.equal(
+      `NIC ${NIC} names subnet nowhere, which the stand-in's options lack`,
+    );
+    expect(
+      await refused({ subnets: [{ name: "second", vnetName: "vnet1", prefix: "10.1.0.128/25" }] }),
+    ).to.equal("subnets default (10.1.0.0/24) and second (10.1.0.128/25) overlap");
+    expect(
+      await refused({ subnets: [{ name: "DEFAULT", vnetName: "vnet1", prefix: "10.2.0.0/24" }] }),
+    ).to.equal("two subnets are named DEFAULT");
+    expect(() => fake.setNic({ ...nics()[0]!, subnet: "nowhere" })).to.throw(
+      `NIC ${NIC} names subnet nowhere, which the stand-in's options lack`,
+    );
+  });
+
   it("public IP: create, read, associate, delete refused while associated, dissociate, delete", async () => {
     const arm = client();
     const created = await arm.publicIPAddresses.beginCreateOrUpdateAndWait(RG, "pip1", {
@@ -509,7 +610,7 @@ describe("ARM stand-in driven by @azure/arm-network", function () {
     const NIC2 = "vm1-nic1";
     await fake.close();
     fake = await start({
-      extraSubnets: [{ name: "subnet2", prefix: "10.1.1.0/24" }],
+      subnets: [{ name: "subnet2", vnetName: "vnet1", prefix: "10.1.1.0/24" }],
       nics: [
         ...nics(),
         {

@@ -46,9 +46,9 @@ describe("IpamDriver API over the unix socket", () => {
         GlobalDefaultAddressSpace: "azure-global",
       });
     });
-    it("NetworkDriver.GetCapabilities is local scope", async () => {
+    it("NetworkDriver.GetCapabilities: local data, global connectivity (as macvlan, for swarm networks)", async () => {
       const answer = await rawPost(plugin.socketPath, "/NetworkDriver.GetCapabilities", "\n");
-      expect(answer.json).to.deep.equal({ Scope: "local", ConnectivityScope: "local" });
+      expect(answer.json).to.deep.equal({ Scope: "local", ConnectivityScope: "global" });
     });
     it("a JSON body without Content-Type is decoded", async () => {
       const answer = await rawPost(

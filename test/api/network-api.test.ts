@@ -301,7 +301,7 @@ describe("NetworkDriver API over the unix socket", () => {
       [
         "a non-hex id",
         createBody({ NetworkID: "../../etc" }),
-        '"NetworkID" "../../etc" is not a Docker id (12 to 64 lower-case hex digits)',
+        '"NetworkID" "../../etc" is not a Docker id (12 to 64 lower-case hex digits, or a swarm id of 25 lower-case letters and digits)',
       ],
       [
         "bridge mode with --internal",
@@ -707,6 +707,51 @@ describe("NetworkDriver API over the unix socket", () => {
         [30001, TABLE, "10.2.0.5", null],
       ]);
       expect(calls("flushTable")).to.deep.include([30002]);
+    });
+  });
+
+  describe("swarm networks (ids of 25 characters of base 36)", () => {
+    const SWARM_NET = "3x7kq9m2w8p1r5t0v6y4z2a1b";
+
+    it("serves a swarm network in transparent mode: its veths and chains are named from its id", async () => {
+      await post("/NetworkDriver.CreateNetwork", createBody({ NetworkID: SWARM_NET })).expect(200);
+      expect(calls("setChainRules")[0]![1]).to.equal("AZV-FWD-3X7KQ9M2W8P1");
+      await reserve("10.1.0.5");
+      await post("/NetworkDriver.CreateEndpoint", {
+        NetworkID: SWARM_NET,
+        EndpointID: EP,
+        Interface: { Address: "10.1.0.5/24" },
+      }).expect(200);
+      const join = await post("/NetworkDriver.Join", {
+        NetworkID: SWARM_NET,
+        EndpointID: EP,
+        SandboxKey: "x",
+      });
+      expect(join.status).to.equal(200);
+      expect(join.body.InterfaceName.SrcName).to.equal(`ac3x7kq${EP.slice(0, 8)}`);
+      await post("/NetworkDriver.Leave", { NetworkID: SWARM_NET, EndpointID: EP }).expect(200);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: SWARM_NET, EndpointID: EP }).expect(200);
+      await post("/NetworkDriver.DeleteNetwork", { NetworkID: SWARM_NET }).expect(200);
+      const { links, chains } = JSON.parse(plugin.host.snapshot()) as { links: unknown[]; chains: unknown[] };
+      expect({ links, chains }).to.deep.equal({ links: [], chains: [] });
+    });
+
+    it("refuses bridge mode for a swarm network, without touching the host", async () => {
+      const res = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: SWARM_NET }, { mode: "bridge" }),
+      );
+      expect(res.status).to.equal(400);
+      expect(res.body.Err).to.equal(
+        "swarm networks need transparent mode — drop -o mode=bridge from the --config-only network the swarm network takes its options from",
+      );
+      expect(plugin.host.calls).to.deep.equal([]);
+    });
+
+    it("answers AllocateNetwork and FreeNetwork, which a swarm manager may send, with nothing to allocate", async () => {
+      const allocate = await post("/NetworkDriver.AllocateNetwork", { NetworkID: SWARM_NET, Options: {} });
+      expect(allocate.body).to.deep.equal({ Options: {} });
+      await post("/NetworkDriver.FreeNetwork", { NetworkID: SWARM_NET }).expect(200, {});
     });
   });
 

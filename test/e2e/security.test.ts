@@ -213,36 +213,23 @@ for (const mode of ["transparent", "bridge"] as const) {
         const malloryMac = await dockerOk("exec", "mallory", "cat", "/sys/class/net/eth0/address");
         await dockerOk("exec", "mallory", "ip", "addr", "add", `${VICTIM}/32`, "dev", "eth0");
         try {
-          await docker(
-            "exec",
-            "mallory",
-            "arping",
-            "-U",
-            "-c",
-            "3",
-            "-w",
-            "3",
-            "-I",
-            "eth0",
-            "-s",
-            VICTIM,
-            VICTIM,
-          );
-          await docker(
-            "exec",
-            "mallory",
-            "arping",
-            "-A",
-            "-c",
-            "3",
-            "-w",
-            "3",
-            "-I",
-            "eth0",
-            "-s",
-            VICTIM,
-            VICTIM,
-          );
+          // Unsolicited announcements, then unsolicited replies: both ways a neighbour learns a MAC.
+          for (const kind of ["-U", "-A"])
+            await docker(
+              "exec",
+              "mallory",
+              "arping",
+              kind,
+              "-c",
+              "3",
+              "-w",
+              "3",
+              "-I",
+              "eth0",
+              "-s",
+              VICTIM,
+              VICTIM,
+            );
         } finally {
           await dockerOk("exec", "mallory", "ip", "addr", "del", `${VICTIM}/32`, "dev", "eth0");
         }

@@ -192,7 +192,9 @@ export async function startArmInVnet(
     resourceGroup: FAKE_COMPUTE.resourceGroupName,
     location: FAKE_COMPUTE.location,
     subnet: { name: armSubnetName(0), vnetName: "vnet", prefix: vnet.subnet },
-    extraSubnets: subnets.slice(1).map((s, i) => ({ name: armSubnetName(i + 1), prefix: s.prefix })),
+    subnets: subnets
+      .slice(1)
+      .map((s, i) => ({ name: armSubnetName(i + 1), vnetName: "vnet", prefix: s.prefix })),
     nics: [...nics].map(([name, nic]) => {
       const subnetIndex = subnets.findIndex((s) => s.prefix === nic.subnet);
       return {

@@ -138,5 +138,60 @@ describe("doctor", () => {
         },
       ]);
     });
+
+    it("checks the AZURE_VNET_IP this node advertises to the swarm scheduler against its addresses", async () => {
+      const subnet = {
+        nic: "eth0",
+        subnet: "10.1.0.0/24",
+        primary: "10.1.0.4",
+        gateway: "10.1.0.1",
+        secondaries: 4,
+      };
+      status = {
+        ...baseStatus,
+        networks: [],
+        pool: [{ ...subnet, free: ["10.1.0.5"], inUse: [], goneButHeld: [] }],
+      };
+      let advertised = 10;
+      const docker = http.createServer((req, res) =>
+        res.end(
+          JSON.stringify(
+            req.url === "/info"
+              ? { GenericResources: [{ DiscreteResourceSpec: { Kind: "AZURE_VNET_IP", Value: advertised } }] }
+              : { Version: "28.5.2", ApiVersion: "1.51" },
+          ),
+        ),
+      );
+      await new Promise<void>((resolve) => docker.listen(join(dir, "docker.sock"), resolve));
+      try {
+        const swarm = async () =>
+          (
+            await runDoctor({
+              socket: join(dir, "azure.sock"),
+              dockerSocket: join(dir, "docker.sock"),
+              imdsUrl: "",
+              host: createFakeHost(),
+            })
+          ).filter((f) => f.check === "swarm");
+        expect(await swarm()).to.deep.equal([
+          {
+            check: "swarm",
+            result: "warn",
+            message:
+              "this node advertises AZURE_VNET_IP=10 to the swarm scheduler but has 4 secondary IPs, so tasks placed here beyond that get no address — set node-generic-resources to AZURE_VNET_IP=4 or less, or add IP configurations to the NIC",
+          },
+        ]);
+        advertised = 4;
+        expect(await swarm()).to.deep.equal([
+          {
+            check: "swarm",
+            result: "ok",
+            message: "this node advertises AZURE_VNET_IP=4 and has 4 secondary IPs",
+          },
+        ]);
+      } finally {
+        await new Promise((resolve) => docker.close(resolve));
+      }
+    });
   });
 });

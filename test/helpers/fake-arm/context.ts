@@ -1,6 +1,6 @@
 /**
  * What every handler of the stand-in shares, built once per startFakeArm: the options, resource ids,
- * the subnets and their ranges, the resource store, the running operations, the fault queue and the
+ * the subnets with their ranges, the resource store, the running operations, the fault queue and the
  * request log.
  */
 import { FaultQueue } from "./faults.js";
@@ -8,15 +8,15 @@ import { ArmIds } from "./ids.js";
 import { parseSubnet, type SubnetRange } from "./ipv4.js";
 import { ArmOperations } from "./operations.js";
 import { ArmStore } from "./store.js";
-import type { FakeArm, FakeArmNic, FakeArmOptions } from "./types.js";
+import type { FakeArm, FakeArmNic, FakeArmOptions, FakeArmSubnet } from "./types.js";
 
-/** A subnet of the VNet: its name, prefix, resource id and the addresses Azure hands out in it. */
-export type ArmSubnet = { name: string; prefix: string; id: string; range: SubnetRange };
+/** A subnet as the handlers use it: its options, its resource id and the addresses Azure hands out. */
+export type ArmSubnet = FakeArmSubnet & { id: string; range: SubnetRange };
 
 export type ArmContext = {
   options: FakeArmOptions;
   ids: ArmIds;
-  /** By lower-case name; the first subnet first. */
+  /** By lower-case name: `subnet` of the options and `subnets`. */
   subnets: Map<string, ArmSubnet>;
   store: ArmStore;
   operations: ArmOperations;
@@ -28,30 +28,39 @@ export type ArmContext = {
 export function createContext(options: FakeArmOptions): ArmContext {
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   const ids = new ArmIds(options);
-  const subnets = new Map<string, ArmSubnet>();
-  for (const { name, prefix } of [options.subnet, ...(options.extraSubnets ?? [])]) {
-    if (subnets.has(name.toLowerCase())) throw new Error(`subnet ${name} is given twice`);
-    subnets.set(name.toLowerCase(), { name, prefix, id: ids.subnetId(name), range: parseSubnet(prefix) });
-  }
-  for (const nic of options.nics) {
-    if (nic.subnet !== undefined && !subnets.has(nic.subnet.toLowerCase()))
-      throw new Error(`NIC ${nic.name} is in subnet ${nic.subnet}, which is not given`);
-  }
-  return {
+  const ctx: ArmContext = {
     options,
     ids,
-    subnets,
+    subnets: readSubnets(options, ids),
     store: new ArmStore(options, ids),
     operations: new ArmOperations(ids, options.operationPolls ?? 1, retryAfter),
     faults: new FaultQueue(retryAfter),
     requests: [],
   };
+  for (const nic of options.nics) subnetOf(ctx, nic);
+  return ctx;
 }
 
-/** The subnet `nic` is in (the first one when it names none). */
+/** The subnet `nic`'s ipConfigurations are in; throws when the options have no such subnet. */
 export function subnetOf(ctx: ArmContext, nic: FakeArmNic): ArmSubnet {
   const name = nic.subnet ?? ctx.options.subnet.name;
   const subnet = ctx.subnets.get(name.toLowerCase());
-  if (subnet === undefined) throw new Error(`NIC ${nic.name} is in subnet ${name}, which is not given`);
+  if (!subnet) throw new Error(`NIC ${nic.name} names subnet ${name}, which the stand-in's options lack`);
   return subnet;
+}
+
+function readSubnets(options: FakeArmOptions, ids: ArmIds): Map<string, ArmSubnet> {
+  const subnets = new Map<string, ArmSubnet>();
+  for (const subnet of [options.subnet, ...(options.subnets ?? [])]) {
+    const range = parseSubnet(subnet.prefix);
+    if (subnets.has(subnet.name.toLowerCase())) throw new Error(`two subnets are named ${subnet.name}`);
+    for (const other of subnets.values()) {
+      if (range.network <= other.range.broadcast && other.range.network <= range.broadcast)
+        throw new Error(
+          `subnets ${other.name} (${other.prefix}) and ${subnet.name} (${subnet.prefix}) overlap`,
+        );
+    }
+    subnets.set(subnet.name.toLowerCase(), { ...subnet, id: ids.subnetId(subnet), range });
+  }
+  return subnets;
 }

@@ -2,14 +2,14 @@
  * The resource ids and operation URLs the stand-in writes, all derived from the subscription,
  * resource group, location and the base URL clients reach it at.
  */
-import { FAKE_ARM_API_VERSION, type FakeArmOptions } from "./types.js";
+import { FAKE_ARM_API_VERSION, type FakeArmOptions, type FakeArmSubnet } from "./types.js";
 
 export class ArmIds {
   readonly subscription: string;
   readonly resourceGroup: string;
   /** `/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Network` */
   readonly network: string;
-  /** The first subnet's id. */
+  /** The subnet of every NIC that names none (`subnet` of the options). */
   readonly subnet: string;
   /** Base URL clients reach the stand-in at, without a trailing slash; known once it listens. */
   publicUrl: string | undefined;
@@ -18,13 +18,12 @@ export class ArmIds {
     this.subscription = options.subscriptionId;
     this.resourceGroup = options.resourceGroup;
     this.network = `/subscriptions/${this.subscription}/resourceGroups/${this.resourceGroup}/providers/Microsoft.Network`;
-    this.subnet = this.subnetId(options.subnet.name);
+    this.subnet = this.subnetId(options.subnet);
     this.publicUrl = options.publicUrl?.replace(/\/+$/, "");
   }
 
-  /** A subnet of the stand-in's VNet (`subnet.vnetName`). */
-  subnetId(name: string): string {
-    return `${this.network}/virtualNetworks/${this.options.subnet.vnetName}/subnets/${name}`;
+  subnetId(subnet: FakeArmSubnet): string {
+    return `${this.network}/virtualNetworks/${subnet.vnetName}/subnets/${subnet.name}`;
   }
 
   nic(name: string): string {

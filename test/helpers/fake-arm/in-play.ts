@@ -1,6 +1,7 @@
 /**
  * Views of the model that count unfinished operations as done: which ipConfiguration holds each
- * private address and each public IP, so a change cannot take what another one is about to take.
+ * private address and each public IP, and how many private addresses a VM's other NICs hold, so a
+ * change cannot take what another one is about to take.
  */
 import type { ArmContext } from "./context.js";
 import { parseIpv4 } from "./ipv4.js";
@@ -36,4 +37,18 @@ export function publicIpHolders(ctx: ArmContext, exceptNic?: string): Map<string
     }
   }
   return holders;
+}
+
+/**
+ * How many ipConfigurations (private addresses) the other NICs of `nic`'s VM hold, each NIC as it is
+ * or as an unfinished operation will leave it, whichever holds more.
+ */
+export function privateAddressesOnOtherNics(ctx: ArmContext, nic: FakeArmNic): number {
+  const counts = new Map<string, number>();
+  for (const other of nicsInPlay(ctx, nic.name.toLowerCase())) {
+    if (other.vmName !== nic.vmName) continue;
+    const key = other.name.toLowerCase();
+    counts.set(key, Math.max(counts.get(key) ?? 0, other.ipConfigurations.length));
+  }
+  return [...counts.values()].reduce((sum, count) => sum + count, 0);
 }

@@ -1,9 +1,9 @@
 /**
  * Private addresses for a NIC PUT, as Azure gives them: a Static ipConfiguration gets the address it
- * asks for if that is a free, unreserved address of the subnet; a Dynamic one keeps the address it
- * had, or gets the lowest free one.
+ * asks for if that is a free, unreserved address of the NIC's subnet; a Dynamic one keeps the address
+ * it had, or gets the lowest free one of that subnet.
  */
-import { subnetOf, type ArmContext } from "./context.js";
+import { subnetOf, type ArmContext, type ArmSubnet } from "./context.js";
 import { ArmError } from "./errors.js";
 import { formatIpv4, parseIpv4, type SubnetRange } from "./ipv4.js";
 import type { RequestedIpConfig } from "./request-body.js";
@@ -29,7 +29,7 @@ export function assignStaticAddresses(
       );
     }
     const text = formatIpv4(address);
-    checkUsable(ctx, current, address, text);
+    checkUsable(subnetOf(ctx, current), address, text);
     const holder = taken.get(address);
     if (holder !== undefined) {
       throw new ArmError(
@@ -43,17 +43,17 @@ export function assignStaticAddresses(
   });
 }
 
-/** Refuses a static address outside the NIC's subnet or in Azure's reserved part of it. */
-function checkUsable(ctx: ArmContext, nic: FakeArmNic, address: bigint, text: string): void {
-  const { range: subnet, prefix } = subnetOf(ctx, nic);
-  if (address < subnet.network || address > subnet.broadcast) {
+/** Refuses a static address outside the subnet or in Azure's reserved part of it. */
+function checkUsable(subnet: ArmSubnet, address: bigint, text: string): void {
+  const { range, prefix } = subnet;
+  if (address < range.network || address > range.broadcast) {
     throw new ArmError(
       400,
       "PrivateIPAddressNotInSubnet",
       `Private static IP address ${text} does not belong to the range of subnet prefix ${prefix}.`,
     );
   }
-  if (address < subnet.firstUsable || address > subnet.lastUsable) {
+  if (address < range.firstUsable || address > range.lastUsable) {
     throw new ArmError(
       400,
       "PrivateIPAddressInReservedRange",

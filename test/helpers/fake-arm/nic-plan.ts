@@ -5,7 +5,7 @@
  */
 import { subnetOf, type ArmContext } from "./context.js";
 import { ArmError, invalidContent, invalidReference } from "./errors.js";
-import { publicIpHolders, addressHolders } from "./in-play.js";
+import { addressHolders, privateAddressesOnOtherNics, publicIpHolders } from "./in-play.js";
 import { assignDynamicAddresses, assignStaticAddresses } from "./nic-addresses.js";
 import { asObject, checkLocation, parseIpConfiguration, type RequestedIpConfig } from "./request-body.js";
 import type { NicRecord } from "./store.js";
@@ -13,6 +13,8 @@ import type { FakeArmIpConfig, FakeArmNic } from "./types.js";
 
 /** Azure allows at most this many IP configurations on one NIC. */
 const MAX_IP_CONFIGURATIONS = 256;
+/** Azure allows at most this many private IP addresses on one VM, across all its NICs. */
+const MAX_PRIVATE_IPS_PER_VM = 256;
 
 /** Validates a NIC PUT body as Azure does and returns the NIC it asks for. */
 export function planNicUpdate(ctx: ArmContext, record: NicRecord, body: unknown): FakeArmNic {
@@ -27,12 +29,15 @@ export function planNicUpdate(ctx: ArmContext, record: NicRecord, body: unknown)
     name: current.name,
     vmName: current.vmName,
     mac: current.mac,
-    ...(current.subnet !== undefined ? { subnet: current.subnet } : {}),
+    ...(current.subnet === undefined ? {} : { subnet: current.subnet }),
     ipConfigurations: result,
   };
 }
 
-/** The body's ipConfigurations, refused unless there are 1..256 with distinct names and one primary. */
+/**
+ * The body's ipConfigurations, refused unless there are 1..256 with distinct names and one primary,
+ * and the VM stays within 256 private addresses across its NICs.
+ */
 function requestedConfigs(ctx: ArmContext, current: FakeArmNic, body: unknown): RequestedIpConfig[] {
   const id = ctx.ids.nic(current.name);
   const resource = asObject(body);
@@ -53,9 +58,24 @@ function requestedConfigs(ctx: ArmContext, current: FakeArmNic, body: unknown): 
       `Network interface ${id} has ${configs.length} IP configurations, which exceeds the limit of ${MAX_IP_CONFIGURATIONS} IP configurations per network interface.`,
     );
   }
+  checkVmLimit(ctx, current, configs.length);
   const requested = configs.map((raw, index) => parseIpConfiguration(raw, index, id));
   checkNamesAndPrimary(id, requested);
   return requested;
+}
+
+/**
+ * Refuses a PUT that would take the NIC's VM past 256 private addresses across its NICs. Azure's limit;
+ * the error code and wording are the stand-in's (Azure's own are not documented).
+ */
+function checkVmLimit(ctx: ArmContext, current: FakeArmNic, count: number): void {
+  const total = privateAddressesOnOtherNics(ctx, current) + count;
+  if (total <= MAX_PRIVATE_IPS_PER_VM) return;
+  throw new ArmError(
+    400,
+    "PrivateIPAddressesPerVirtualMachineExceedLimit",
+    `Network interface ${ctx.ids.nic(current.name)} with ${count} IP configurations would give virtual machine ${ctx.ids.virtualMachine(current.vmName)} ${total} private IP addresses, which exceeds the limit of ${MAX_PRIVATE_IPS_PER_VM} private IP addresses per virtual machine.`,
+  );
 }
 
 function checkNamesAndPrimary(id: string, requested: RequestedIpConfig[]): void {
@@ -90,7 +110,7 @@ function resolveReferences(
 ): FakeArmIpConfig[] {
   const publicHolders = publicIpHolders(ctx, current.name.toLowerCase());
   const claimedPublic = new Map<string, string>();
-  const subnetId = subnetOf(ctx, current).id;
+  const subnet = subnetOf(ctx, current);
   return requested.map((config) => {
     const configId = ctx.ids.ipConfig(current.name, config.name);
     if (!config.subnetId) {
@@ -100,7 +120,7 @@ function resolveReferences(
         `IP configuration ${configId} must reference a subnet.`,
       );
     }
-    if (config.subnetId.toLowerCase() !== subnetId.toLowerCase()) {
+    if (config.subnetId.toLowerCase() !== subnet.id.toLowerCase()) {
       const known = [...ctx.subnets.values()].some(
         (s) => s.id.toLowerCase() === config.subnetId!.toLowerCase(),
       );
@@ -109,7 +129,7 @@ function resolveReferences(
       throw new ArmError(
         400,
         "IpConfigurationsOnNicInDifferentSubnets",
-        `IPConfigurations on a Nic ${ctx.ids.nic(current.name)} cannot belong to different subnets. Subnets referenced: ${subnetId}, ${config.subnetId}.`,
+        `IPConfigurations on a Nic ${ctx.ids.nic(current.name)} cannot belong to different subnets. Subnets referenced: ${subnet.id}, ${config.subnetId}.`,
       );
     }
     const publicRef = config.publicIpId

@@ -2,7 +2,7 @@
  * startFakeArm: builds the stand-in's state, starts its server, and returns the handle tests use to
  * inspect and steer it.
  */
-import { createContext, type ArmContext } from "./context.js";
+import { createContext, subnetOf, type ArmContext } from "./context.js";
 import { backendPoolMembers } from "./load-balancers.js";
 import { serveArm } from "./server.js";
 import type { FakeArm, FakeArmOptions, FakeArmPublicIp } from "./types.js";
@@ -15,7 +15,10 @@ export async function startFakeArm(options: FakeArmOptions): Promise<FakeArm> {
     requests: ctx.requests,
     injectFault: (match, fault, count) => ctx.faults.inject(match, fault, count),
     nic: (name) => structuredClone(ctx.store.nicRecord(name).nic),
-    setNic: (nic) => ctx.store.replaceNic(nic),
+    setNic: (nic) => {
+      subnetOf(ctx, nic);
+      ctx.store.replaceNic(nic);
+    },
     publicIps: () => publicIps(ctx),
     backendPoolMembers: (lbName, poolName) => backendPoolMembers(ctx, lbName, poolName),
     close: () => server.close(),

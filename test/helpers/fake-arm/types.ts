@@ -27,24 +27,27 @@ export type FakeArmNic = {
   /** Colon form, e.g. 00:0d:3a:1b:c7:21 (what the host sees); ARM shows it as 00-0D-3A-1B-C7-21. */
   mac: string;
   /**
-   * Name of the subnet the NIC is in: every ipConfiguration of the NIC must be in it (Azure refuses
-   * "IPConfigurations on a Nic cannot belong to different subnets"). Default the first subnet's.
+   * Name of the subnet all its ipConfigurations are in: `subnet` of the options (the default) or one
+   * of `subnets`. The stand-in models one subnet per NIC.
    */
   subnet?: string;
   ipConfigurations: FakeArmIpConfig[];
 };
 
-/** A subnet of the stand-in's one virtual network. */
+/** A subnet of the VNet. */
 export type FakeArmSubnet = { name: string; vnetName: string; prefix: string };
 
 export type FakeArmOptions = {
   subscriptionId: string;
   resourceGroup: string;
   location: string;
-  /** The VNet's first subnet; NICs without a `subnet` are in it. */
+  /** The subnet of every NIC that names none. */
   subnet: FakeArmSubnet;
-  /** Further subnets of the same VNet (`subnet.vnetName`), for NICs that name them. */
-  extraSubnets?: { name: string; prefix: string }[];
+  /**
+   * More subnets, for NICs in other subnets, e.g. a VM's second NIC. Names differ from each other and
+   * from `subnet`'s; prefixes do not overlap.
+   */
+  subnets?: FakeArmSubnet[];
   nics: FakeArmNic[];
   loadBalancers?: { name: string; backendPools: string[] }[];
   /** First public address handed out; following ones count up. e.g. "198.51.100.200" */
@@ -100,7 +103,7 @@ export type FakeArm = {
   injectFault(match: { method: string; pathIncludes: string }, fault: FakeArmFault, count?: number): void;
   /** Deep copy of the NIC's committed state. */
   nic(name: string): FakeArmNic;
-  /** Replaces (or adds) a NIC's committed state, without callbacks. */
+  /** Replaces (or adds) a NIC's committed state, without callbacks; throws if it names an unknown subnet. */
   setNic(nic: FakeArmNic): void;
   publicIps(): FakeArmPublicIp[];
   /** ipConfiguration ids in the pool, from the committed NICs. */
