@@ -107,7 +107,7 @@ export type TaskContainer = {
   containerId: string;
   /** The swarm task id (label com.docker.swarm.task.id). */
   taskId: string;
-  /** e.g. "web.2" or "web.<node id>". */
+  /** The task container's name (label com.docker.swarm.task.name): "web.2.<task id>". */
   taskName: string;
   /** IPv4 address on the network asked about ("" when not attached). */
   address: string;
@@ -435,7 +435,8 @@ async function serviceTasks(manager: SwarmNode, service: string): Promise<Servic
         node: t["Node"] ?? "",
         desiredState: t["DesiredState"] ?? "",
         currentState: t["CurrentState"] ?? "",
-        error: t["Error"] ?? "",
+        // The CLI shows a task's error in quotes.
+        error: (t["Error"] ?? "").replace(/^"([\s\S]*)"$/, "$1"),
       };
     });
 }
