@@ -156,7 +156,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       await swarm?.teardown();
     });
 
-    it("a service with one task per VM: each task on a secondary IP of its own VM, in its own subnet", async () => {
+    it("a service in the default endpoint mode with one task per VM: each task on a secondary IP of its own VM, in its own subnet", async () => {
       const s = swarm!;
       for (const on of s.nodes) {
         await on.dockerOk(
@@ -193,8 +193,6 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         "2",
         "--replicas-max-per-node",
         "1",
-        "--endpoint-mode",
-        "dnsrr",
         "--network",
         NETWORK,
         ...SERVER,
@@ -203,9 +201,18 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       expect(sorted(tasks.map((t) => t.node))).to.deep.equal(["vm1", "vm2"]);
       for (const task of tasks)
         expect(s.node(task.node).vm.secondaries, task.taskName).to.include(task.address);
+      // vip mode, but swarm allocates no virtual IP on a network whose driver is node-local (nor a
+      // load-balancer endpoint, which would take a secondary IP): the name leads to the tasks, as dnsrr.
+      const [endpoint] = JSON.parse(
+        await s.manager
+          .dockerOk("service", "inspect", "-f", "{{json .Endpoint}}", "web")
+          .then((o) => `[${o}]`),
+      ) as { Spec: { Mode: string }; VirtualIPs?: { Addr?: string }[] }[];
+      expect(endpoint!.Spec.Mode).to.equal("vip");
+      expect((endpoint!.VirtualIPs ?? []).filter((vip) => vip.Addr)).to.deep.equal([]);
     });
 
-    it("the tasks reach each other across the subnets and see each other's own addresses; on-premises reaches both", async () => {
+    it("the tasks reach each other across the subnets by address and by name and see each other's own addresses; on-premises reaches both; each leaves under its VM's public address", async () => {
       const s = swarm!;
       const [a, b] = tasks as [TaskContainer, TaskContainer];
       expect(await askFrom(s.node(a.node), a.containerId, b.address)).to.equal(a.address);
@@ -214,13 +221,32 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         const probe = await s.vnet.tcpProbe("onprem", task.address, 80, { payload: ASK_IP });
         expect(callerIn(probe.data), task.taskName).to.equal(ONPREM_HOST_IP);
       }
-      await pollUntil(
-        "tasks.web to list both tasks from vm2",
-        async () =>
-          JSON.stringify(await lookupFrom(s.node(b.node), b.containerId, "tasks.web")) ===
-          JSON.stringify(sorted(tasks.map((t) => t.address))),
-        { timeoutMs: 20_000, intervalMs: 250 },
-      );
+      for (const name of ["tasks.web", "web"]) {
+        await pollUntil(
+          `${name} to list both tasks from ${b.taskName}`,
+          async () =>
+            JSON.stringify(await lookupFrom(s.node(b.node), b.containerId, name)) ===
+            JSON.stringify(sorted(tasks.map((t) => t.address))),
+          { timeoutMs: 20_000, intervalMs: 250 },
+        );
+      }
+      const recorder = await s.vnet.startTcpRecorder("inet", INET_HOST_IP, INET_PORT, "inet");
+      try {
+        for (const task of tasks) {
+          const seen = await execIn(
+            s.node(task.node),
+            task.containerId,
+            "nc",
+            "-w",
+            "3",
+            INET_HOST_IP,
+            String(INET_PORT),
+          );
+          expect(seen.stdout.trim(), task.taskName).to.equal(`inet ${s.node(task.node).vm.publicIp}`);
+        }
+      } finally {
+        await recorder.close();
+      }
     });
   });
 
