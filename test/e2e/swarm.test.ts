@@ -82,7 +82,10 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
   /** Runs `argv` in a task's or container's namespaces on its node. */
   const execIn = (node: SwarmNode, container: string, ...argv: string[]) =>
     node.docker("exec", container, ...argv);
-  /** GET /cgi-bin/ip from a container to `address`: the address the server saw the request come from. */
+  /**
+   * GET /cgi-bin/ip from a container to `address` (or a name, which busybox nc resolves through Docker's
+   * DNS): the address the server saw the request come from.
+   */
   const askFrom = async (node: SwarmNode, container: string, address: string) => {
     const answer = await execIn(node, container, "sh", "-c", `printf '${ASK_IP}' | nc -w 3 ${address} 80`);
     return callerIn(answer.stdout);
@@ -90,6 +93,76 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
   /** nslookup `name` in a container (busybox's own resolver, asking Docker's at 127.0.0.11). */
   const lookupFrom = async (node: SwarmNode, container: string, name: string) =>
     sorted(resolvedIn((await execIn(node, container, "nslookup", name)).stdout));
+  /** Waits until `name` resolves in a container to exactly `addresses` (gossip brings other VMs' records). */
+  const expectResolves = (on: SwarmNode, container: string, name: string, addresses: string[]) =>
+    pollUntil(
+      `${name} in ${container} on ${on.name} to resolve to ${addresses.join(" ")}`,
+      async () => {
+        const found = await lookupFrom(on, container, name);
+        if (JSON.stringify(found) !== JSON.stringify(sorted(addresses)))
+          throw new Error(`resolved ${found.join(" ")}`);
+        return true;
+      },
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+  /**
+   * `docker network create --config-only --ipam-driver azure:latest --subnet <the VM's subnet> OPTIONS NAME`
+   * on a node (another IPAM driver name when given).
+   */
+  const createConfigOnly = (
+    on: SwarmNode,
+    name: string,
+    options: string[] = [],
+    ipamDriver = MANAGED_PLUGIN,
+  ) =>
+    on.dockerOk(
+      "network",
+      "create",
+      "--config-only",
+      "--ipam-driver",
+      ipamDriver,
+      "--subnet",
+      on.vm.subnet,
+      ...options,
+      name,
+    );
+  /** `docker network create -d azure:latest --scope swarm --config-from CONFIG …` on the manager. */
+  const createSwarmNetwork = (swarm: Swarm, name: string, config: string, ...options: string[]) =>
+    swarm.manager.dockerOk(
+      "network",
+      "create",
+      "-d",
+      MANAGED_PLUGIN,
+      "--scope",
+      "swarm",
+      "--config-from",
+      config,
+      ...options,
+      name,
+    );
+  /** `docker service create` on the manager, without asking a registry for the image (none is reachable). */
+  const createService = (swarm: Swarm, name: string, ...options: string[]) =>
+    swarm.manager.dockerOk("service", "create", "--detach", "--no-resolve-image", "--name", name, ...options);
+  /** The on-premises host reaches every task, and the task sees the on-premises address (no NAT). */
+  const expectOnPremisesReaches = async (swarm: Swarm, tasks: TaskContainer[]) => {
+    for (const task of tasks) {
+      const probe = await swarm.vnet.tcpProbe("onprem", task.address, 80, { payload: ASK_IP });
+      expect(callerIn(probe.data), task.taskName).to.equal(ONPREM_HOST_IP);
+    }
+  };
+  /** Every task's connection to the internet host arrives from its own VM's public address. */
+  const expectEgressUnderPublicIps = async (swarm: Swarm, tasks: TaskContainer[]) => {
+    const recorder = await swarm.vnet.startTcpRecorder("inet", INET_HOST_IP, INET_PORT, "inet");
+    try {
+      for (const task of tasks) {
+        const on = swarm.node(task.node);
+        const seen = await execIn(on, task.containerId, "nc", "-w", "3", INET_HOST_IP, String(INET_PORT));
+        expect(seen.stdout.trim(), task.taskName).to.equal(`inet ${on.vm.publicIp}`);
+      }
+    } finally {
+      await recorder.close();
+    }
+  };
 
   describe("the plugin as a legacy plugin (a process on each VM)", function () {
     let swarm: Swarm | undefined;
@@ -104,16 +177,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("swarmkit refuses a swarm network on it: legacy plugins are not supported in swarm mode", async () => {
       const manager = swarm!.manager;
-      await manager.dockerOk(
-        "network",
-        "create",
-        "--config-only",
-        "--ipam-driver",
-        "azure",
-        "--subnet",
-        "10.1.0.0/24",
-        CONFIG,
-      );
+      await createConfigOnly(manager, CONFIG, [], "azure");
       const create = await manager.docker(
         "network",
         "create",
@@ -159,35 +223,11 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
     it("a service in the default endpoint mode with one task per VM: each task on a secondary IP of its own VM, in its own subnet", async () => {
       const s = swarm!;
       for (const on of s.nodes) {
-        await on.dockerOk(
-          "network",
-          "create",
-          "--config-only",
-          "--ipam-driver",
-          MANAGED_PLUGIN,
-          "--subnet",
-          on.vm.subnet,
-          CONFIG,
-        );
+        await createConfigOnly(on, CONFIG);
       }
-      await s.manager.dockerOk(
-        "network",
-        "create",
-        "-d",
-        MANAGED_PLUGIN,
-        "--scope",
-        "swarm",
-        "--config-from",
-        CONFIG,
-        "--attachable",
-        NETWORK,
-      );
-      await s.manager.dockerOk(
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
+      await createSwarmNetwork(s, NETWORK, CONFIG, "--attachable");
+      await createService(
+        s,
         "web",
         "--replicas",
         "2",
@@ -217,36 +257,10 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       const [a, b] = tasks as [TaskContainer, TaskContainer];
       expect(await askFrom(s.node(a.node), a.containerId, b.address)).to.equal(a.address);
       expect(await askFrom(s.node(b.node), b.containerId, a.address)).to.equal(b.address);
-      for (const task of tasks) {
-        const probe = await s.vnet.tcpProbe("onprem", task.address, 80, { payload: ASK_IP });
-        expect(callerIn(probe.data), task.taskName).to.equal(ONPREM_HOST_IP);
-      }
-      for (const name of ["tasks.web", "web"]) {
-        await pollUntil(
-          `${name} to list both tasks from ${b.taskName}`,
-          async () =>
-            JSON.stringify(await lookupFrom(s.node(b.node), b.containerId, name)) ===
-            JSON.stringify(sorted(tasks.map((t) => t.address))),
-          { timeoutMs: 20_000, intervalMs: 250 },
-        );
-      }
-      const recorder = await s.vnet.startTcpRecorder("inet", INET_HOST_IP, INET_PORT, "inet");
-      try {
-        for (const task of tasks) {
-          const seen = await execIn(
-            s.node(task.node),
-            task.containerId,
-            "nc",
-            "-w",
-            "3",
-            INET_HOST_IP,
-            String(INET_PORT),
-          );
-          expect(seen.stdout.trim(), task.taskName).to.equal(`inet ${s.node(task.node).vm.publicIp}`);
-        }
-      } finally {
-        await recorder.close();
-      }
+      for (const name of ["tasks.web", "web"])
+        await expectResolves(s.node(b.node), b.containerId, name, [a.address, b.address]);
+      await expectOnPremisesReaches(s, tasks);
+      await expectEgressUnderPublicIps(s, tasks);
     });
   });
 
@@ -326,16 +340,9 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         expect(status.networks, `${on.name} networks`).to.deep.equal([]);
       }
     };
-    const createService = (name: string, ...options: string[]) =>
-      swarm.manager.dockerOk(
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
-        name,
-        ...options,
-      );
+    /** `docker service update` on the manager, without asking a registry for the image. */
+    const updateService = (name: string, ...options: string[]) =>
+      swarm.manager.dockerOk("service", "update", "--detach", "--no-resolve-image", ...options, name);
     /** The first error `docker service ps --no-trunc` shows for `service`, once a task failed. */
     const firstTaskError = (service: string) =>
       pollUntil(
@@ -380,16 +387,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("config-only networks per node hold the IPAM and driver options; the swarm network only names the driver and the config", async () => {
       for (const on of swarm.nodes) {
-        await on.dockerOk(
-          "network",
-          "create",
-          "--config-only",
-          "--ipam-driver",
-          MANAGED_PLUGIN,
-          "--subnet",
-          on.vm.subnet,
-          CONFIG,
-        );
+        await createConfigOnly(on, CONFIG);
       }
       const manager = swarm.manager;
       const refused = async (...args: string[]) => {
@@ -408,7 +406,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       expect(await refused("-d", "azure", "--scope", "swarm", "--config-from", CONFIG, "x3")).to.equal(
         "Error response from daemon: could not resolve driver azure in registry",
       );
-      await manager.dockerOk("network", "create", ...swarmNetwork, "--attachable", NETWORK);
+      await createSwarmNetwork(swarm, NETWORK, CONFIG, "--attachable");
       const [network] = JSON.parse(await manager.dockerOk("network", "inspect", NETWORK)) as {
         Driver: string;
         Scope: string;
@@ -421,6 +419,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("docker service create: tasks on both VMs, each on a secondary IP of its own VM's NIC", async () => {
       await createService(
+        swarm,
         "web",
         "--replicas",
         "4",
@@ -449,87 +448,35 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       }
     });
 
-    it("tasks find each other by the names tasks.web and web, on both VMs", async () => {
-      const all = sorted(tasks.map((t) => t.address));
+    it("tasks find each other by the names tasks.web and web, and by container name, on both VMs", async () => {
+      const all = tasks.map((t) => t.address);
       for (const from of [tasks.find((t) => t.node === "vm1")!, tasks.find((t) => t.node === "vm2")!]) {
-        for (const name of ["tasks.web", "web"]) {
-          await pollUntil(
-            `${name} from ${from.taskName} to list every task`,
-            async () => {
-              const found = await lookupFrom(node(from.node), from.containerId, name);
-              if (JSON.stringify(found) !== JSON.stringify(all))
-                throw new Error(`resolved ${found.join(" ")}`);
-              return true;
-            },
-            { timeoutMs: 20_000, intervalMs: 250 },
-          );
-        }
-        // By name, as an application would (busybox nc resolves through Docker's DNS too): tasks.web
-        // from any task, and the other VM's task by its container name, once gossip has brought it.
-        const viaService = await execIn(
-          node(from.node),
-          from.containerId,
-          "sh",
-          "-c",
-          `printf '${ASK_IP}' | nc -w 3 tasks.web 80`,
+        const on = node(from.node);
+        for (const name of ["tasks.web", "web"]) await expectResolves(on, from.containerId, name, all);
+        // Connecting by name, as an application would: tasks.web, and the other VM's task by its
+        // container name once gossip has brought it. Whoever answers sees the caller's own address.
+        expect(await askFrom(on, from.containerId, "tasks.web"), `${from.taskName} → tasks.web`).to.equal(
+          from.address,
         );
-        expect(callerIn(viaService.stdout), `${from.taskName} → tasks.web`).to.equal(from.address);
         const other = tasks.find((t) => t.node !== from.node)!;
-        const otherName = other.taskName;
-        await pollUntil(
-          `${otherName} to resolve in ${from.taskName}`,
-          async () =>
-            (await lookupFrom(node(from.node), from.containerId, otherName)).includes(other.address),
-          { timeoutMs: 20_000, intervalMs: 250 },
-        );
-        const byName = await execIn(
-          node(from.node),
-          from.containerId,
-          "sh",
-          "-c",
-          `printf '${ASK_IP}' | nc -w 3 ${otherName} 80`,
-        );
-        expect(callerIn(byName.stdout), `${from.taskName} → ${otherName}`).to.equal(from.address);
+        await expectResolves(on, from.containerId, other.taskName, [other.address]);
+        expect(
+          await askFrom(on, from.containerId, other.taskName),
+          `${from.taskName} → ${other.taskName}`,
+        ).to.equal(from.address);
       }
     });
 
     it("the on-premises host reaches every task, which sees the on-premises address", async () => {
-      for (const task of tasks) {
-        const probe = await swarm.vnet.tcpProbe("onprem", task.address, 80, { payload: ASK_IP });
-        expect(callerIn(probe.data), task.taskName).to.equal(ONPREM_HOST_IP);
-      }
+      await expectOnPremisesReaches(swarm, tasks);
     });
 
     it("each task's internet traffic leaves under its own VM's public address", async () => {
-      const recorder = await swarm.vnet.startTcpRecorder("inet", INET_HOST_IP, INET_PORT, "inet");
-      try {
-        for (const task of tasks) {
-          const seen = await execIn(
-            node(task.node),
-            task.containerId,
-            "nc",
-            "-w",
-            "3",
-            INET_HOST_IP,
-            String(INET_PORT),
-          );
-          expect(seen.stdout.trim(), task.taskName).to.equal(`inet ${node(task.node).vm.publicIp}`);
-        }
-      } finally {
-        await recorder.close();
-      }
+      await expectEgressUnderPublicIps(swarm, tasks);
     });
 
     it("scaling to 0 gives back every address on both VMs, and scaling up lands on both VMs again", async () => {
-      await swarm.manager.dockerOk(
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--replicas",
-        "0",
-        "web",
-      );
+      await updateService("web", "--replicas", "0");
       await timed("scale to 0", async () => {
         await pollUntil(
           "no running task of web",
@@ -539,15 +486,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         await expectHeldMatchesRunning("after scaling to 0");
       });
       await expectNothingHeld();
-      await swarm.manager.dockerOk(
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--replicas",
-        "4",
-        "web",
-      );
+      await updateService("web", "--replicas", "4");
       tasks = await timed("scale to 4", () => swarm.waitForRunning("web", NETWORK, 4));
       expect(sorted(new Set(tasks.map((t) => t.node)))).to.deep.equal(["vm1", "vm2"]);
       await expectHeldMatchesRunning("after scaling up");
@@ -555,15 +494,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("a rolling update (--env-add) leaves each VM holding exactly its running tasks' addresses", async () => {
       const before = new Set(tasks.map((t) => t.containerId));
-      await swarm.manager.dockerOk(
-        "service",
-        "update",
-        "--detach",
-        "--no-resolve-image",
-        "--env-add",
-        "ROLLED=1",
-        "web",
-      );
+      await updateService("web", "--env-add", "ROLLED=1");
       await timed("rolling update", () =>
         pollUntil(
           "the rolling update to complete",
@@ -600,12 +531,11 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         onVm1.address,
       );
       expect(await askFrom(worker, "standalone", onVm1.address), "standalone → a vm1 task").to.equal(address);
-      await pollUntil(
-        "the standalone container to find every task by tasks.web",
-        async () =>
-          JSON.stringify(await lookupFrom(worker, "standalone", "tasks.web")) ===
-          JSON.stringify(sorted(tasks.map((t) => t.address))),
-        { timeoutMs: 20_000, intervalMs: 250 },
+      await expectResolves(
+        worker,
+        "standalone",
+        "tasks.web",
+        tasks.map((t) => t.address),
       );
       await worker.dockerOk("rm", "-f", "standalone");
       await expectHeldMatchesRunning("after removing the standalone container");
@@ -640,12 +570,11 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       expect(sorted(api.map((t) => t.node))).to.deep.equal(["vm1", "vm2"]);
       for (const task of api) expect(node(task.node).vm.secondaries, task.taskName).to.include(task.address);
       const from = tasks.find((t) => t.node === "vm1")!;
-      await pollUntil(
-        "a web task to find both api tasks by tasks.st_api",
-        async () =>
-          JSON.stringify(await lookupFrom(node("vm1"), from.containerId, "tasks.st_api")) ===
-          JSON.stringify(sorted(api.map((t) => t.address))),
-        { timeoutMs: 20_000, intervalMs: 250 },
+      await expectResolves(
+        node("vm1"),
+        from.containerId,
+        "tasks.st_api",
+        api.map((t) => t.address),
       );
       for (const task of api) {
         const answer = await execIn(
@@ -699,6 +628,7 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       const worker = node("vm2");
       await worker.dockerOk("network", "rm", CONFIG);
       await createService(
+        swarm,
         "nocfg",
         "--constraint",
         "node.hostname==vm2",
@@ -710,47 +640,17 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       );
       expect(await firstTaskError("nocfg")).to.equal(`configuration network "${CONFIG}" does not exist`);
       await removeService("nocfg");
-      await worker.dockerOk(
-        "network",
-        "create",
-        "--config-only",
-        "--ipam-driver",
-        MANAGED_PLUGIN,
-        "--subnet",
-        worker.vm.subnet,
-        CONFIG,
-      );
+      await createConfigOnly(worker, CONFIG);
       await expectNothingHeld();
       await expectPristine("vm2");
     });
 
     it("bridge mode on a swarm network: the task fails with the plugin's error about transparent mode, and nothing is left", async () => {
       for (const on of swarm.nodes) {
-        await on.dockerOk(
-          "network",
-          "create",
-          "--config-only",
-          "--ipam-driver",
-          MANAGED_PLUGIN,
-          "--subnet",
-          on.vm.subnet,
-          "-o",
-          "mode=bridge",
-          "azure-cfg-bridge",
-        );
+        await createConfigOnly(on, "azure-cfg-bridge", ["-o", "mode=bridge"]);
       }
-      await swarm.manager.dockerOk(
-        "network",
-        "create",
-        "-d",
-        MANAGED_PLUGIN,
-        "--scope",
-        "swarm",
-        "--config-from",
-        "azure-cfg-bridge",
-        "azure-br",
-      );
-      await createService("bridged", "--endpoint-mode", "dnsrr", "--network", "azure-br", ...SERVER);
+      await createSwarmNetwork(swarm, "azure-br", "azure-cfg-bridge");
+      await createService(swarm, "bridged", "--endpoint-mode", "dnsrr", "--network", "azure-br", ...SERVER);
       const error = await firstTaskError("bridged");
       console.log(`      the task's error: ${error}`);
       expect(error).to.match(/^NetworkDriver\.CreateNetwork: .*swarm networks need transparent mode/);
@@ -765,28 +665,10 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("a config-only network naming the plugin without its tag: the task fails with Docker's error", async () => {
       const manager = swarm.manager;
-      await manager.dockerOk(
-        "network",
-        "create",
-        "--config-only",
-        "--ipam-driver",
-        "azure",
-        "--subnet",
-        manager.vm.subnet,
-        "azure-cfg-bare",
-      );
-      await manager.dockerOk(
-        "network",
-        "create",
-        "-d",
-        MANAGED_PLUGIN,
-        "--scope",
-        "swarm",
-        "--config-from",
-        "azure-cfg-bare",
-        "azure-bare",
-      );
+      await createConfigOnly(manager, "azure-cfg-bare", [], "azure");
+      await createSwarmNetwork(swarm, "azure-bare", "azure-cfg-bare");
       await createService(
+        swarm,
         "bare",
         "--constraint",
         "node.hostname==vm1",
@@ -818,15 +700,15 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
         }[];
         // Swarm keeps no IPAM for a network whose driver is node-local: each node uses Docker's default.
         expect(network!.IPAM, name).to.deep.include({ Driver: "", Config: [] });
-        await createService(name, "--endpoint-mode", "dnsrr", "--network", name, ...SERVER);
+        await createService(swarm, name, "--endpoint-mode", "dnsrr", "--network", name, ...SERVER);
         errors.push(await firstTaskError(name));
         await removeService(name);
         await manager.dockerOk("network", "rm", name);
       }
       await expectNothingHeld();
       for (const on of swarm.nodes) await expectPristine(on.name);
+      for (const error of errors) console.log(`      the task's error: ${error}`);
       for (const error of errors) {
-        console.log(`      the task's error: ${error}`);
         // The plugin sees Docker's default pool. Its hint must lead to what works for a swarm network (a
         // --config-only network with the IPAM options on every node, named by --config-from): swarm
         // drops --ipam-driver from a swarm network, so "create it with --ipam-driver azure" goes round
