@@ -130,7 +130,7 @@ export function parseCreateNetwork(body: RequestBody): CreateNetworkRequest {
       hint: `drop -o ${PUBLIC_IP_OPTION} and -o ${BACKEND_POOL_OPTION}, or --internal`,
     });
   }
-  const { gateway, pool } = ipv4Data(body);
+  const { gateway, pool } = ipv4Data(body, isSwarmId(networkId));
   return {
     networkId,
     mode,
@@ -162,7 +162,7 @@ function parseRanges(value: string): string[] {
 }
 
 /** The IPv4 pool dockerd got from the network's IPAM driver, which must be this plugin's. */
-function ipv4Data(body: RequestBody): { gateway: IpAddress; pool: string } {
+function ipv4Data(body: RequestBody, swarm: boolean): { gateway: IpAddress; pool: string } {
   const data = body.IPv4Data;
   const first: unknown = Array.isArray(data) ? data[0] : undefined;
   const fields = typeof first === "object" && first !== null ? (first as RequestBody) : {};
@@ -177,7 +177,10 @@ function ipv4Data(body: RequestBody): { gateway: IpAddress; pool: string } {
     throw new InvalidParameterError(
       `the network's addresses come from address space ${JSON.stringify(fields.AddressSpace ?? "")}, not from the azure IPAM driver`,
       {
-        hint: "create azure networks with --ipam-driver azure (azure:latest for the managed plugin): only its addresses are secondary IPs of the NIC",
+        // Swarm drops --ipam-driver from a swarm network: its IPAM comes only from --config-from.
+        hint: swarm
+          ? "create the swarm network with --config-from a --config-only network made on every VM with --ipam-driver azure:latest (docs/swarm.md)"
+          : "create azure networks with --ipam-driver azure (azure:latest for the managed plugin): only its addresses are secondary IPs of the NIC",
       },
     );
   }

@@ -748,6 +748,19 @@ describe("NetworkDriver API over the unix socket", () => {
       expect(plugin.host.calls).to.deep.equal([]);
     });
 
+    it("tells a swarm network with Docker's own addresses to take its IPAM from --config-from", async () => {
+      const ipv4 = [
+        { AddressSpace: "LocalDefault", Pool: "10.0.1.0/24", Gateway: "10.0.1.1/24", AuxAddresses: {} },
+      ];
+      const res = await post(
+        "/NetworkDriver.CreateNetwork",
+        createBody({ NetworkID: SWARM_NET, IPv4Data: ipv4 }),
+      );
+      expect(res.body.Err).to.equal(
+        'the network\'s addresses come from address space "LocalDefault", not from the azure IPAM driver — create the swarm network with --config-from a --config-only network made on every VM with --ipam-driver azure:latest (docs/swarm.md)',
+      );
+    });
+
     it("answers AllocateNetwork and FreeNetwork, which a swarm manager may send, with nothing to allocate", async () => {
       const allocate = await post("/NetworkDriver.AllocateNetwork", { NetworkID: SWARM_NET, Options: {} });
       expect(allocate.body).to.deep.equal({ Options: {} });

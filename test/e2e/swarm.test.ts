@@ -18,7 +18,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { snapshotHost, type HostSnapshot } from "../helpers/host-snapshot.js";
 import { makePluginFolder } from "../helpers/plugin-folder.js";
-import { pollUntil } from "../helpers/run.js";
+import { machineOf, readmeCommand } from "../helpers/readme.js";
+import { pollUntil, type RunResult } from "../helpers/run.js";
 import {
   MANAGED_PLUGIN,
   startSwarm,
@@ -392,7 +393,13 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
 
     it("config-only networks per node hold the IPAM and driver options; the swarm network only names the driver and the config", async () => {
       for (const on of swarm.nodes) {
-        await createConfigOnly(on, CONFIG);
+        expect(on.vm.subnet, "the documented command names this swarm's subnet").to.equal("10.1.0.0/24");
+        succeeded(
+          await readmeCommand(
+            "docker network create --config-only --ipam-driver azure:latest --subnet 10.1.0.0/24 azure-cfg",
+            machineOf(on.dockerd, "/"),
+          ),
+        );
       }
       const manager = swarm.manager;
       const refused = async (...args: string[]) => {
@@ -411,7 +418,12 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       expect(await refused("-d", "azure", "--scope", "swarm", "--config-from", CONFIG, "x3")).to.equal(
         "Error response from daemon: could not resolve driver azure in registry",
       );
-      await createSwarmNetwork(swarm, NETWORK, CONFIG, "--attachable");
+      succeeded(
+        await readmeCommand(
+          "docker network create -d azure:latest --scope swarm --config-from azure-cfg --attachable azure-sw",
+          machineOf(manager.dockerd, "/"),
+        ),
+      );
       const [network] = JSON.parse(await manager.dockerOk("network", "inspect", NETWORK)) as {
         Driver: string;
         Scope: string;
@@ -420,6 +432,27 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
       }[];
       expect(network).to.deep.include({ Driver: MANAGED_PLUGIN, Scope: "swarm", Attachable: true });
       expect(network!.ConfigFrom.Network).to.equal(CONFIG);
+    });
+
+    it("the documented service: 4 tasks on both VMs, each on a secondary IP of its own VM's NIC", async () => {
+      for (const on of swarm.nodes) await on.dockerOk("tag", "busybox:local", "busybox:latest");
+      succeeded(
+        await readmeCommand(
+          "docker service create --name web --replicas 4 --endpoint-mode dnsrr --network azure-sw --init busybox httpd -f -p 80 -h /",
+          machineOf(swarm.manager.dockerd, "/"),
+          180_000,
+        ),
+      );
+      const documented = await swarm.waitForRunning("web", NETWORK, 4);
+      expect(sorted(new Set(documented.map((t) => t.node)))).to.deep.equal(["vm1", "vm2"]);
+      for (const task of documented)
+        expect(node(task.node).vm.secondaries, task.taskName).to.include(task.address);
+      await swarm.manager.dockerOk("service", "rm", "web");
+      await pollUntil(
+        "the documented service's tasks to be gone",
+        async () => (await swarm.serviceContainers("web", NETWORK)).length === 0,
+        { timeoutMs: 60_000 },
+      );
     });
 
     it("docker service create: tasks on both VMs, each on a secondary IP of its own VM's NIC", async () => {
@@ -732,3 +765,9 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
     });
   });
 });
+
+/** A documented command's result, asserted to have succeeded. */
+function succeeded(result: RunResult): RunResult {
+  expect(result.code, `${result.stdout}\n${result.stderr}`).to.equal(0);
+  return result;
+}

@@ -170,14 +170,14 @@ function anchorSteps(pluginsDir: string, machine: MachineOptions | undefined): s
   return [...steps, ...mountSteps(machine?.mounts ?? [])];
 }
 
-// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS [HOSTNAME]`: a private mount namespace with PLUGINS_DIR
+// Runs as `sh -c SCRIPT sh PLUGINS_DIR DOCKERD_DIR ROOTFS DOCKER_CLI [HOSTNAME]`: a private mount namespace with PLUGINS_DIR
 // on /run/docker/plugins, like MACHINE_SCRIPT's, and with ROOTFS made its root. A chroot is not enough: runc would start containers on the host's root. The
 // rootfs is shared by every run, so what the dockerd writes lands in tmpfs or in DOCKERD_DIR, bound at
 // its own path; the kernel views (proc, sysfs of the VM's network namespace, cgroups, devices) are
 // mounted as a booted system has them.
 const ROOTFS_ANCHOR_SCRIPT = `set -e
 root=$3
-if [ -n "\${4:-}" ]; then hostname "$4"; fi
+if [ -n "\${5:-}" ]; then hostname "$5"; fi
 mount --bind "$root" "$root"
 for fs in run tmp; do mount -t tmpfs -o mode=0755 tmpfs "$root/$fs"; done
 chmod 1777 "$root/tmp"
@@ -188,6 +188,11 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
 mount --rbind /dev "$root/dev"
+# Debian's docker.io of these releases ships no CLI: a documented command run here (machineOf) uses
+# the machine's own, as a user's shell on such a VM finds one on its PATH.
+mount -t tmpfs -o mode=0755 tmpfs "$root/usr/local/bin"
+touch "$root/usr/local/bin/docker"
+mount --bind "$4" "$root/usr/local/bin/docker"
 cd "$root"
 pivot_root . .oldroot
 umount -l /.oldroot
@@ -496,6 +501,9 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
   const rootfs = await rootfsOf(options.version ?? dockerdVersionUnderTest());
   if (rootfs !== undefined && machine !== undefined)
     throw new Error("a README machine runs the machine's own dockerd; E2E_DOCKERD is for the core suites");
+  // Inside a root filesystem's own mount namespace (and its /run tmpfs) the user's default socket is
+  // this dockerd's too, so a documented command run there (machineOf) reaches it as a user's would.
+  if (rootfs !== undefined) args.push("-H", `unix://${MACHINE_DOCKER_SOCKET}`);
   const anchorPid =
     options.restartOf?.anchorPid ??
     (await (rootfs === undefined
@@ -510,6 +518,7 @@ export async function startDockerd(vnet: Vnet, vm: string, options: DockerdOptio
           pluginsDir,
           dir,
           rootfs,
+          "/usr/bin/docker",
           ...(hostname === undefined ? [] : [hostname]),
         ])));
   const log = openSync(join(dir, "dockerd.log"), "a");
