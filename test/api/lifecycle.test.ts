@@ -29,7 +29,7 @@ function runPlugin(args: string[]): { child: ChildProcess; exited: Promise<Exit>
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<Exit>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal, stderr, stdout })),
+    child.once("close", (code, signal) => resolve({ code, signal, stderr, stdout })),
   );
   return { child, exited };
 }

@@ -141,6 +141,6 @@ export function cli(args: string[]): Promise<{ code: number | null; stdout: stri
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+    child.once("close", (code) => resolve({ code, stdout, stderr })); // "close": all output read
   });
 }

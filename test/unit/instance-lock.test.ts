@@ -36,7 +36,10 @@ function contender(dir: string): { child: ChildProcess; outcome: Promise<string>
       text += chunk.toString();
       if (text.includes("\n")) resolve(text.trim());
     });
-    child.once("exit", () => resolve(text.trim() || "exited"));
+    // "close", not "exit": a loser prints and exits at once, and "exit" can come before its output is read.
+    child.once("close", (code, signal) =>
+      resolve(text.trim() || `exited (${signal ?? code}) without a word`),
+    );
   });
   return { child, outcome };
 }
@@ -94,7 +97,10 @@ describe("instance lock", function () {
         outcomes.filter((o) => o === "won"),
         outcomes.join("\n"),
       ).to.have.length(1);
-      expect(outcomes.filter((o) => o.startsWith("lost: another azure-vnet process"))).to.have.length(7);
+      expect(
+        outcomes.filter((o) => o.startsWith("lost: another azure-vnet process")),
+        outcomes.join("\n"),
+      ).to.have.length(7);
       await Promise.all(children.splice(0).map(kill));
     }
   });
