@@ -45,7 +45,7 @@ timed() {
   echo "== $((SECONDS - start)) s"
 }
 releases=(26:trixie 28:sid)
-# First: the swarm suite runs two dockerd 28 in every run, whatever the version of the rest.
+# Built before any suite runs, so that no test's time includes a debootstrap.
 for release in "${releases[@]}"; do
   echo "== root filesystem with dockerd ${release%%:*} (Debian ${release#*:})"
   timed bash test/dockerd-rootfs.sh "${release#*:}"

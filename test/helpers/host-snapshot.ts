@@ -70,6 +70,59 @@ export async function snapshotHost(vnet: Vnet, host: string): Promise<HostSnapsh
   };
 }
 
+/**
+ * What differs between two snapshots, one line per part: the entries only `now` has (+) and only
+ * `before` has (-). Empty when they are equal. chai's own diff of two large objects shows only "[ …(5) ]".
+ */
+export function snapshotDifference(before: HostSnapshot, now: HostSnapshot): string {
+  const entries = (value: unknown) => (Array.isArray(value) ? value : [value]).map((e) => JSON.stringify(e));
+  const lines: string[] = [];
+  for (const part of new Set([...Object.keys(before), ...Object.keys(now)])) {
+    const was = entries(before[part]);
+    const is = entries(now[part]);
+    const added = is.filter((e) => !was.includes(e));
+    const removed = was.filter((e) => !is.includes(e));
+    if (added.length + removed.length === 0 && was.join() !== is.join()) lines.push(`${part}: reordered`);
+    else if (added.length + removed.length > 0)
+      lines.push(`${part}: ${[...added.map((e) => `+ ${e}`), ...removed.map((e) => `- ${e}`)].join("; ")}`);
+  }
+  return lines.join("\n");
+}
+
+/** Docker's own veths (libnetwork names them `veth` and 7 hex digits); the plugin's are `az`/`ac`. */
+const DOCKER_VETH = /^veth[0-9a-f]{7}$/;
+
+/**
+ * `snapshot` without the swarm plumbing that dockerd keeps for a node's life and builds in the
+ * background (so a snapshot may catch it half made): `bridge` (docker_gwbridge), Docker's veths, and
+ * every address, route and rule that names one of them.
+ */
+export function withoutDockerPlumbing(snapshot: HostSnapshot, bridge: string): HostSnapshot {
+  const links = (snapshot["links"] ?? []) as { name: string }[];
+  const addresses = (snapshot["addresses"] ?? []) as { name: string }[];
+  const names = new Set([
+    bridge,
+    ...[...links, ...addresses].map((l) => l.name).filter((n) => DOCKER_VETH.test(n)),
+  ]);
+  const namesOne = (entry: unknown) => {
+    const text = typeof entry === "string" ? entry : JSON.stringify(entry);
+    return [...names].some((name) => text.includes(name));
+  };
+  return Object.fromEntries(
+    Object.entries(snapshot).map(([part, value]) => [
+      part,
+      Array.isArray(value) ? value.filter((entry) => !namesOne(entry)) : value,
+    ]),
+  );
+}
+
+/** Asserts that `now` is `before`, naming what differs. */
+export function expectSameHost(now: HostSnapshot, before: HostSnapshot | undefined, what: string): void {
+  if (before === undefined) throw new Error(`${what}: no snapshot taken before`);
+  const difference = snapshotDifference(before, now);
+  if (difference !== "") throw new Error(`${what} differs from its snapshot:\n${difference}`);
+}
+
 function stripCounters(save: string): string[] {
   return save
     .split("\n")

@@ -18,7 +18,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fetchStatus, type PluginStatus } from "../../plugin/cli/plugin-client.js";
 import { startAzureEndpoints, startPluginInVm } from "./azure-vm.js";
-import { startDockerd, type Dockerd, type DockerdVersion } from "./dockerd.js";
+import {
+  DOCKERD_RELEASES,
+  dockerdVersionUnderTest,
+  startDockerd,
+  type Dockerd,
+  type DockerdVersion,
+} from "./dockerd.js";
 import { makePluginFolder } from "./plugin-folder.js";
 import { pollUntil } from "./run.js";
 import type { RunResult } from "./run.js";
@@ -64,7 +70,7 @@ export type SwarmOptions = {
   pluginSettings?: string[];
   /** Extra flags for every VM's legacy plugin. */
   pluginArgs?: string[];
-  /** Which dockerd; default "28" (the first version swarm was checked with here). */
+  /** Which dockerd; default {@link dockerdVersionUnderTest} (E2E_DOCKERD). */
   version?: DockerdVersion;
   /** Image imported on every node; default "busybox:local". */
   image?: string;
@@ -267,8 +273,12 @@ async function startNodeDockerd(
   options: SwarmOptions,
 ): Promise<Dockerd> {
   await mkdir(join(dir, "plugins"), { recursive: true });
+  const version = options.version ?? dockerdVersionUnderTest();
   const dockerd = await startDockerd(vnet, name, {
-    version: options.version ?? "28",
+    version,
+    // The machine's own dockerd gets a user's /run and /var/run/docker.sock as a root filesystem's
+    // has, so that documented commands (machineOf) reach it on every version.
+    ...(DOCKERD_RELEASES[version] === "bookworm" ? { machine: {} } : {}),
     pluginsDir: join(dir, "plugins"),
     hostname: name,
     // No registry is reachable here: without this every task start first waits for a pull to time out.
