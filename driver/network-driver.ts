@@ -28,7 +28,7 @@ import { parseCreateEndpoint } from "./endpoint-options.js";
 import { dockerId, parseCreateNetwork } from "./network-options.js";
 import { refreshSubnetNatRules } from "./network-setup.js";
 import { restoreDataPath, type RestoreReport } from "./restore.js";
-import { withSourceRouting } from "./source-routing.js";
+import { adoptRouteTables, withSourceRouting } from "./source-routing.js";
 import { transparentDataPath } from "./transparent.js";
 import type {
   CapabilitiesResponse,
@@ -88,8 +88,11 @@ export class NetworkDriver {
 
   /** At start, before serving: re-verifies the host against the records (see restore.ts). */
   restore(): Promise<RestoreReport> {
-    const { host, state, logger, dataPath } = this.context;
-    return this.queue.run(() => restoreDataPath(host, state, this.deps.bootId, dataPath, logger));
+    const { host, state, logger, dataPath, inventory } = this.context;
+    return this.queue.run(async () => {
+      await adoptRouteTables(state, inventory(), logger);
+      return restoreDataPath(host, state, this.deps.bootId, dataPath, logger);
+    });
   }
 
   /**

@@ -14,6 +14,10 @@
 import { MAIN_TABLE, type PolicyRule, type TableRoute } from "../lib/host-net/policy-routing.js";
 import type { HostNetwork } from "../lib/host-net/host-network.js";
 import { keepGoing } from "../lib/keep-going.js";
+import type { Logger } from "../lib/logger.js";
+import { shortId } from "../lib/short-id.js";
+import type { StateSection } from "../lib/state-section.js";
+import type { Inventory } from "../ipam-driver/inventory.js";
 import type { DataPath } from "./data-path.js";
 import type { DriverState, EndpointRecord, NetworkRecord } from "./driver-state.js";
 import { FIRST_ROUTE_TABLE, HOST_ROUTES_RULE_PRIORITY, SOURCE_RULE_PRIORITY } from "./names.js";
@@ -50,6 +54,32 @@ export function routeTableFor(state: DriverState, macAddress: string): number {
   let table = FIRST_ROUTE_TABLE;
   while (used.has(table)) table += 1;
   return table;
+}
+
+/**
+ * Networks that a release before source routing made on a non-primary NIC have no routing table in
+ * their record, and their containers answer the world through the primary NIC, where Azure drops it.
+ * At start they get the table a new network on their NIC would get, before restore builds it.
+ */
+export async function adoptRouteTables(
+  state: StateSection<DriverState>,
+  inventory: Inventory | undefined,
+  logger: Logger,
+): Promise<void> {
+  const secondaryMacs = new Set(inventory?.nics.filter((n) => !n.isPrimary).map((n) => n.macAddress));
+  const untabled = Object.values(state.current.networks).filter(
+    (n) => n.routeTable === undefined && secondaryMacs.has(n.macAddress),
+  );
+  if (untabled.length === 0) return;
+  await state.update((draft) => {
+    for (const { id } of untabled)
+      draft.networks[id]!.routeTable = routeTableFor(draft, draft.networks[id]!.macAddress);
+  });
+  logger.info("networks on a secondary NIC now route their containers through it", {
+    networks: untabled.map(
+      (n) => `${shortId(n.id)} on ${n.interfaceName}: table ${state.current.networks[n.id]?.routeTable}`,
+    ),
+  });
 }
 
 /** `inner` with source-based routing added for networks that have a routing table of their own. */

@@ -4,7 +4,7 @@
  * persisted. The real kernel side is covered by the e2e suite.
  */
 import { expect } from "chai";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { ETH0_MAC, ETH1_MAC, startPlugin, type PluginUnderTest } from "../helpers/plugin-under-test.js";
 
 const NET = "adf4fa8e1772" + "0".repeat(52);
@@ -707,6 +707,40 @@ describe("NetworkDriver API over the unix socket", () => {
         [30001, TABLE, "10.2.0.5", null],
       ]);
       expect(calls("flushTable")).to.deep.include([30002]);
+    });
+
+    it("at start, gives a network that an earlier release made on eth1 (no table in its record) its table and rules", async () => {
+      await post("/NetworkDriver.CreateNetwork", onEth1(NET)).expect(200);
+      await joinOnEth1(NET, EP, "10.2.0.5");
+      await plugin.restart(undefined, async () => {
+        const onDisk = JSON.parse(await readFile(plugin.stateFile, "utf8")) as {
+          driver: { networks: Record<string, { routeTable?: number }> };
+        };
+        delete onDisk.driver.networks[NET]!.routeTable;
+        await writeFile(plugin.stateFile, JSON.stringify(onDisk));
+        await plugin.host.deleteRule({ priority: 30001, table: TABLE, from: "10.2.0.5" });
+        await plugin.host.deleteRule(HOST_ROUTES);
+        await plugin.host.flushTable(TABLE);
+      });
+      const { rules, tables } = JSON.parse(plugin.host.snapshot()) as { rules: string[]; tables: unknown[] };
+      expect(rules.map((r) => JSON.parse(r) as unknown[])).to.deep.equal([
+        [30000, 254, null, 31],
+        [30001, TABLE, "10.2.0.5", null],
+      ]);
+      expect(tables, "eth1's table is back").to.have.length(1);
+      const networks = (await plugin.api().get("/status")).body.networks as { routeTable?: number }[];
+      expect(networks.map((n) => n.routeTable)).to.deep.equal([TABLE]);
+      expect(JSON.parse(await readFile(plugin.stateFile, "utf8")).driver.networks[NET].routeTable).to.equal(
+        TABLE,
+      );
+      await post("/NetworkDriver.Leave", { NetworkID: NET, EndpointID: EP }).expect(200);
+      await post("/NetworkDriver.DeleteEndpoint", { NetworkID: NET, EndpointID: EP }).expect(200);
+      await post("/NetworkDriver.DeleteNetwork", { NetworkID: NET }).expect(200);
+      const after = JSON.parse(plugin.host.snapshot()) as { rules: unknown[]; tables: unknown[] };
+      expect({ rules: after.rules, tables: after.tables }, "no rule or table left").to.deep.equal({
+        rules: [],
+        tables: [],
+      });
     });
   });
 

@@ -52,8 +52,11 @@ export type PluginUnderTest = {
   /** supertest over the unix socket. */
   api(): supertest.Agent;
   setPool(pool: PoolFile): Promise<void>;
-  /** Stops and starts the service on the same state directory. */
-  restart(overrides?: Partial<PluginConfig>): Promise<void>;
+  /**
+   * Stops and starts the service on the same state directory; `whileStopped` runs in between (to
+   * change the state file as an earlier release would have left it, say).
+   */
+  restart(overrides?: Partial<PluginConfig>, whileStopped?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 };
 
@@ -97,9 +100,10 @@ export async function startPlugin(
     },
     api: () => supertest.agent(`http+unix://${encodeURIComponent(socketPath)}`),
     setPool: (pool) => writeFile(poolFile, JSON.stringify(pool)),
-    async restart(overrides) {
+    async restart(overrides, whileStopped) {
       await service?.close();
       service = undefined;
+      await whileStopped?.();
       service = await start(overrides);
     },
     async stop() {
