@@ -174,6 +174,31 @@ async function removeLeftoverRouting(host: HostNetwork, driver: DriverState, rep
     if (rule.table !== MAIN_TABLE && !tables.has(rule.table)) await host.flushTable(rule.table);
     report.leftovers.push(`rule ${ruleName(rule)}`);
   }
+  await removeLeftoverBridgeRoutes(host, driver, report);
+}
+
+/**
+ * Bridge mode's /32 routes of containers that no record explains (a crash between the route and the
+ * record). On a kept bridge they would outlive the address's next owner elsewhere.
+ */
+async function removeLeftoverBridgeRoutes(host: HostNetwork, driver: DriverState, report: RestoreReport) {
+  const live = new Map<string, Set<string>>();
+  for (const network of Object.values(driver.networks)) {
+    if (network.mode === "bridge") live.set(bridgeName(network.interfaceName), new Set());
+  }
+  for (const endpoint of Object.values(driver.endpoints)) {
+    const network = driver.networks[endpoint.networkId];
+    if (network?.mode === "bridge" && endpoint.hostInterface)
+      live.get(bridgeName(network.interfaceName))?.add(endpoint.address);
+  }
+  for (const [bridge, addresses] of live) {
+    if (!(await host.linkExists(bridge))) continue;
+    for (const address of await host.listOwnHostRoutes(bridge)) {
+      if (addresses.has(address)) continue;
+      await host.deleteHostRoute(address, bridge);
+      report.leftovers.push(`route ${address}/32 dev ${bridge}`);
+    }
+  }
 }
 
 /** How a rule reads in the log, and what tells two rules apart. */

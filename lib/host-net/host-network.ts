@@ -22,6 +22,7 @@ export type HostNetwork = {
   linkExists: typeof interfaces.linkExists;
   replaceHostRoute: typeof interfaces.replaceHostRoute;
   deleteHostRoute: typeof interfaces.deleteHostRoute;
+  listOwnHostRoutes: typeof interfaces.listOwnHostRoutes;
   readSysctl: typeof interfaces.readSysctl;
   writeSysctl: typeof interfaces.writeSysctl;
   setChainRules: typeof iptables.setChainRules;

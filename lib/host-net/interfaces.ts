@@ -7,6 +7,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { InternalError, UnavailableError } from "../errors.js";
 import { checkInterfaceName } from "./names.js";
+import { OWN_ROUTE_PROTOCOL } from "./policy-routing.js";
 import { ignoreMissing, isMissing, runTool } from "./run-tool.js";
 
 /**
@@ -55,17 +56,31 @@ export async function linkExists(name: string): Promise<boolean> {
   }
 }
 
-/** Routes one address to a link, replacing any earlier route for it. */
+/**
+ * Routes one address to a link, replacing any earlier route for it, tagged as ours so that restore
+ * finds the ones no record explains and a bridge's teardown does not hand them to its NIC.
+ */
 export async function replaceHostRoute(address: string, device: string): Promise<void> {
+  // prettier-ignore
   await runTool("ip", [
+    "route", "replace", `${address}/32`, "dev", checkInterfaceName(device), "scope", "link",
+    "proto", OWN_ROUTE_PROTOCOL,
+  ]);
+}
+
+/** The addresses that replaceHostRoute routed to `device`. */
+export async function listOwnHostRoutes(device: string): Promise<string[]> {
+  const { stdout } = await runTool("ip", [
+    "-j",
+    "-4",
     "route",
-    "replace",
-    `${address}/32`,
+    "show",
     "dev",
     checkInterfaceName(device),
-    "scope",
-    "link",
+    "proto",
+    OWN_ROUTE_PROTOCOL,
   ]);
+  return (JSON.parse(stdout || "[]") as Ipv4Route[]).map((route) => route.dst.replace(/\/32$/, ""));
 }
 
 /** Removes the route for one address on a link, if it is there. */
@@ -201,7 +216,7 @@ export async function deleteIpv4Address(device: string, address: Ipv4Address): P
 
 /**
  * The routes through a device that an administrator or DHCP made: not the kernel's own (connected
- * and local routes come back with the address).
+ * and local routes come back with the address), nor ours (they go with their bridge).
  */
 export async function listManagedRoutes(device: string): Promise<Ipv4Route[]> {
   const { stdout } = await runTool("ip", [
@@ -215,7 +230,8 @@ export async function listManagedRoutes(device: string): Promise<Ipv4Route[]> {
     checkInterfaceName(device),
   ]);
   return (JSON.parse(stdout || "[]") as Ipv4Route[]).filter(
-    (route) => route.protocol !== "kernel" && route.table !== "local",
+    (route) =>
+      route.protocol !== "kernel" && route.protocol !== OWN_ROUTE_PROTOCOL && route.table !== "local",
   );
 }
 

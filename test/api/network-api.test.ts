@@ -631,13 +631,16 @@ describe("NetworkDriver API over the unix socket", () => {
   });
 
   describe("a network on a NIC other than the primary: its containers leave through that NIC", () => {
-    const onEth1 = (NetworkID: string) =>
-      createBody({
-        NetworkID,
-        IPv4Data: [
-          { AddressSpace: "azure-local", Pool: "10.2.0.0/24", Gateway: "10.2.0.1/24", AuxAddresses: {} },
-        ],
-      });
+    const onEth1 = (NetworkID: string, generic: Record<string, unknown> = {}) =>
+      createBody(
+        {
+          NetworkID,
+          IPv4Data: [
+            { AddressSpace: "azure-local", Pool: "10.2.0.0/24", Gateway: "10.2.0.1/24", AuxAddresses: {} },
+          ],
+        },
+        generic,
+      );
     const joinOnEth1 = async (NetworkID: string, EndpointID: string, address: string) => {
       const pool = await post("/IpamDriver.RequestPool", { Pool: "10.2.0.0/24" });
       await post("/IpamDriver.RequestAddress", { PoolID: pool.body.PoolID, Address: address }).expect(200);
@@ -741,6 +744,19 @@ describe("NetworkDriver API over the unix socket", () => {
         rules: [],
         tables: [],
       });
+    });
+
+    it("in bridge mode, at start, removes a container's /32 route to the bridge that no record explains (a crash mid-Join)", async () => {
+      await post("/NetworkDriver.CreateNetwork", onEth1(NET, { mode: "bridge" })).expect(200);
+      await joinOnEth1(NET, EP, "10.2.0.5");
+      expect(plugin.host.hostRoutes("azbr-eth1")).to.deep.equal(["10.2.0.5"]);
+      await plugin.restart(undefined, () => plugin.host.replaceHostRoute("10.2.0.9", "azbr-eth1"));
+      expect(plugin.host.hostRoutes("azbr-eth1"), "the live container's route stays").to.deep.equal([
+        "10.2.0.5",
+      ]);
+      expect(plugin.logs.filter((l) => l.includes("verified")).join("\n")).to.include(
+        "route 10.2.0.9/32 dev azbr-eth1",
+      );
     });
   });
 

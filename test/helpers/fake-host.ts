@@ -18,6 +18,8 @@ export type FakeHost = HostNetwork & {
   failOn(name: keyof HostNetwork): void;
   /** Links, sysctls, chains and jumps as the fake host holds them, for before/after comparisons. */
   snapshot(): string;
+  /** The addresses routed to `device` by replaceHostRoute, sorted. */
+  hostRoutes(device: string): string[];
   /** What readBootId answers; change it to simulate a reboot. */
   bootId: { current: string };
 };
@@ -32,6 +34,14 @@ export function createFakeHost(): FakeHost {
   const jumps = new Set<string>();
   const rules = new Map<string, PolicyRule>();
   const tables = new Map<number, TableRoute[]>();
+  const masters = new Map<string, string>();
+  /** "address dev device" of every /32 route of ours. */
+  const hostRoutes = new Set<string>();
+  const routesOf = (device: string) =>
+    [...hostRoutes]
+      .filter((route) => route.endsWith(` dev ${device}`))
+      .map((route) => route.split(" ")[0]!)
+      .sort();
   const ruleKey = (rule: PolicyRule) =>
     JSON.stringify([rule.priority, rule.table, rule.from, rule.suppressPrefixLength]);
   const record =
@@ -58,6 +68,7 @@ export function createFakeHost(): FakeHost {
         jumps: [...jumps].sort(),
         rules: [...rules.keys()].sort(),
         tables: [...tables].sort(),
+        hostRoutes: [...hostRoutes].sort(),
       }),
     bootId,
     listInterfaces: () => Promise.resolve(interfaces),
@@ -68,10 +79,19 @@ export function createFakeHost(): FakeHost {
     setLinkUp: record("setLinkUp", () => undefined),
     deleteLink: record("deleteLink", (name: string) => {
       links.delete(name);
+      for (const [link, master] of masters) if (master === name) masters.delete(link);
+      for (const route of hostRoutes) if (route.endsWith(` dev ${name}`)) hostRoutes.delete(route);
     }),
     linkExists: record("linkExists", (name: string) => links.has(name)),
-    replaceHostRoute: record("replaceHostRoute", () => undefined),
-    deleteHostRoute: record("deleteHostRoute", () => undefined),
+    replaceHostRoute: record("replaceHostRoute", (address: string, device: string) => {
+      for (const route of hostRoutes) if (route.startsWith(`${address} dev `)) hostRoutes.delete(route);
+      hostRoutes.add(`${address} dev ${device}`);
+    }),
+    deleteHostRoute: record("deleteHostRoute", (address: string, device: string) => {
+      hostRoutes.delete(`${address} dev ${device}`);
+    }),
+    listOwnHostRoutes: record("listOwnHostRoutes", routesOf),
+    hostRoutes: routesOf,
     readSysctl: record("readSysctl", (key: string) => sysctls.get(key) ?? "0"),
     writeSysctl: record("writeSysctl", (key: string, value: string) => {
       sysctls.set(key, value);
@@ -102,8 +122,11 @@ export function createFakeHost(): FakeHost {
     createBridge: record("createBridge", (name: string) => {
       links.add(name);
     }),
-    setLinkMaster: record("setLinkMaster", () => undefined),
-    linkMaster: record("linkMaster", () => undefined),
+    setLinkMaster: record("setLinkMaster", (name: string, bridge: string | undefined) => {
+      if (bridge === undefined) masters.delete(name);
+      else masters.set(name, bridge);
+    }),
+    linkMaster: record("linkMaster", (name: string) => masters.get(name)),
     listIpv4Addresses: record("listIpv4Addresses", () => []),
     addIpv4Address: record("addIpv4Address", () => undefined),
     deleteIpv4Address: record("deleteIpv4Address", () => undefined),
