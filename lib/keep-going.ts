@@ -2,7 +2,7 @@
  * Runs every teardown step even when some fail, then reports the failures together: a half-finished
  * teardown must not leave later steps undone because an earlier one hit a problem.
  */
-import { UnavailableError } from "./errors.js";
+import { InternalError, toPluginError, UnavailableError } from "./errors.js";
 
 export async function keepGoing(what: string, steps: (() => Promise<unknown>)[]): Promise<void> {
   const failures: Error[] = [];
@@ -15,11 +15,10 @@ export async function keepGoing(what: string, steps: (() => Promise<unknown>)[])
   }
   if (failures.length === 1) throw failures[0]!;
   if (failures.length > 1) {
-    throw new UnavailableError(
-      `${what}: ${failures.length} steps failed: ${failures.map((f) => f.message).join("; ")}`,
-      {
-        cause: new AggregateError(failures),
-      },
-    );
+    const message = `${what}: ${failures.length} steps failed: ${failures.map((f) => f.message).join("; ")}`;
+    // 503 tells dockerd (and the user) that trying again may help: only true if a step may pass then.
+    const retryable = failures.some((f) => toPluginError(f).status === 503);
+    const options = { cause: new AggregateError(failures) };
+    throw retryable ? new UnavailableError(message, options) : new InternalError(message, options);
   }
 }
