@@ -61,10 +61,16 @@ export async function linkExists(name: string): Promise<boolean> {
  * finds the ones no record explains and a bridge's teardown does not hand them to its NIC.
  */
 export async function replaceHostRoute(address: string, device: string): Promise<void> {
-  // prettier-ignore
   await runTool("ip", [
-    "route", "replace", `${address}/32`, "dev", checkInterfaceName(device), "scope", "link",
-    "proto", OWN_ROUTE_PROTOCOL,
+    "route",
+    "replace",
+    `${address}/32`,
+    "dev",
+    checkInterfaceName(device),
+    "scope",
+    "link",
+    "proto",
+    OWN_ROUTE_PROTOCOL,
   ]);
 }
 
