@@ -1,7 +1,7 @@
 /**
  * Issue 16, Docker Swarm services on VNet addresses across VMs, end to end: two emulated Azure VMs, each
- * with its own dockerd (the version under test, E2E_DOCKERD) and its own azure-vnet plugin (the managed plugin: swarmkit refuses legacy
- * plugins for swarm networks), form a swarm. With the user's commands — a config-only network per node
+ * with its own dockerd (the version under test, E2E_DOCKERD) and its own azure-vnet plugin (the
+ * managed plugin: swarmkit refuses legacy plugins for swarm networks), form a swarm. With the user's commands — a config-only network per node
  * (`--ipam-driver azure:latest --subnet <the VM's subnet>`), one attachable swarm network on the manager
  * (`-d azure:latest --scope swarm --config-from azure-cfg`), a dnsrr service — every task gets a
  * secondary IP of its own VM's NIC; tasks reach each other across VMs by address and by name and see
@@ -344,11 +344,13 @@ describe("e2e: Docker Swarm services on VNet addresses across VMs (issue 16)", f
             "{{json .Containers}}",
             GWBRIDGE,
           );
-          if (gwbridge.code === 0)
+          if (gwbridge.code === 0) {
+            const containers = Object.keys((JSON.parse(gwbridge.stdout) as object | null) ?? {});
             expect(
-              Object.keys(JSON.parse(gwbridge.stdout) as object),
+              containers.filter((name) => name !== "ingress-sbox"),
               `${host}: on ${GWBRIDGE}`,
-            ).to.deep.equal(["ingress-sbox"]);
+            ).to.deep.equal([]);
+          }
           const now = await snapshotHost(swarm.vnet, host);
           expectSameHost(
             withoutDockerPlumbing(now, GWBRIDGE),

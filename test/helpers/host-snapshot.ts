@@ -104,14 +104,14 @@ export function withoutDockerPlumbing(snapshot: HostSnapshot, bridge: string): H
     bridge,
     ...[...links, ...addresses].map((l) => l.name).filter((n) => DOCKER_VETH.test(n)),
   ]);
-  const namesOne = (entry: unknown) => {
+  const mentionsOne = (entry: unknown) => {
     const text = typeof entry === "string" ? entry : JSON.stringify(entry);
     return [...names].some((name) => text.includes(name));
   };
   return Object.fromEntries(
     Object.entries(snapshot).map(([part, value]) => [
       part,
-      Array.isArray(value) ? value.filter((entry) => !namesOne(entry)) : value,
+      Array.isArray(value) ? value.filter((entry) => !mentionsOne(entry)) : value,
     ]),
   );
 }
